@@ -1,0 +1,31 @@
+# The two commands the README promises on a fresh Debian/Ubuntu machine:
+#   make serve   install what is missing, then start the server (default engine)
+#   make test    install what is missing, then lint, type-check and run every test
+VENV ?= .venv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: serve test setup setup-test lint bench clean
+
+serve: setup
+	$(VENV)/bin/tts-trio serve --host $(HOST) --port $(PORT)
+
+test: setup-test lint
+	$(VENV)/bin/python -m pytest
+
+lint: setup-test
+	$(VENV)/bin/ruff check tts_trio tests bench
+	$(VENV)/bin/ruff format --check tts_trio tests bench
+	$(VENV)/bin/mypy
+
+bench: setup-test
+	$(VENV)/bin/python bench/bench.py
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

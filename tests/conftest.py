@@ -1,0 +1,117 @@
+"""Shared fixtures: settings, a real engine pool, Quart's test app, a real Hypercorn server."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from quart_trio import QuartTrio
+
+from tts_trio.app import create_app
+from tts_trio.engines import open_engine_pool
+from tts_trio.pool import EnginePool
+from tts_trio.service import TtsService
+from tts_trio.settings import Settings
+
+PARAGRAPH = (
+    "The quick brown fox jumps over the lazy dog near the river bank. "
+    "Dr. Smith arrived at 3.30 p.m. and greeted everyone in the hall. "
+    "Is this the real life, or is it just fantasy? "
+    "Caught in a landslide, there is no escape from reality. "
+    "Open your eyes and look up to the skies and see. "
+    "The weather today is sunny with a light breeze from the west. "
+    "Please remember to bring your umbrella tomorrow, just in case. "
+    "Our meeting starts at nine o'clock sharp in room four. "
+    "She sells sea shells by the sea shore every single summer. "
+    "Thank you for listening, and have a wonderful day!"
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.load({"voices_path": tmp_path / "voices", "slots": 2}, environ={})
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[EnginePool]:
+    pool = await open_engine_pool(settings)
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
+
+
+@pytest.fixture
+async def test_app(settings: Settings) -> AsyncIterator[QuartTrio]:
+    app = create_app(settings)
+    async with app.test_app() as running:
+        yield running  # type: ignore[misc]
+
+
+@attrs.frozen
+class LiveServer:
+    """A real Hypercorn server on a free loopback port."""
+
+    app: QuartTrio
+    base_url: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http://", "ws://") + "/v1/tts/stream"
+
+    @property
+    def service(self) -> TtsService:
+        service: TtsService = self.app.extensions["tts"]
+        return service
+
+
+async def start_live_server(nursery: trio.Nursery, settings: Settings) -> tuple[LiveServer, Callable[[], object]]:
+    app = create_app(settings)
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.worker_class = "trio"
+    config.graceful_timeout = 1.0
+    config.websocket_max_message_size = settings.ws_max_message_bytes
+    shutdown = trio.Event()
+    finished = trio.Event()
+
+    async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
+        finally:
+            finished.set()
+
+    binds = await nursery.start(run)
+    server = LiveServer(app=app, base_url=binds[0])
+
+    async def stop() -> None:
+        shutdown.set()
+        with trio.fail_after(20):
+            await finished.wait()
+
+    return server, stop
+
+
+@pytest.fixture
+async def live_server(settings: Settings, nursery: trio.Nursery) -> AsyncIterator[LiveServer]:
+    server, stop = await start_live_server(nursery, settings)
+    try:
+        yield server
+    finally:
+        await stop()  # type: ignore[misc]
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds (state owned by another task or process)."""
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(0.01)
+
+
+partial = functools.partial

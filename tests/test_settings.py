@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+
+from tts_trio.settings import Settings, SettingsError
+
+
+def test_settings_defaults_follow_the_seed() -> None:
+    settings = Settings.load(environ={})
+    assert settings.engine == "system"
+    assert settings.voices_path == Path("voices")
+    assert settings.port == 8000
+
+
+def test_settings_environment_then_flags() -> None:
+    env = {"TTS_ENGINE": "system", "TTS_PORT": "9001", "TTS_VOICES_PATH": "/srv/voices", "TTS_SLOTS": "3"}
+    settings = Settings.load({"port": 9002, "slots": None}, environ=env)
+    assert settings.port == 9002  # the flag wins
+    assert settings.slots == 3  # a flag that was not given does not hide the environment
+    assert settings.voices_path == Path("/srv/voices")
+
+
+def test_settings_keys_are_not_in_repr() -> None:
+    settings = Settings.load(environ={"OPENAI_API_KEY": "sk-secret", "ELEVENLABS_API_KEY": "el-secret"})
+    assert settings.openai_api_key == "sk-secret"
+    assert "secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "message"),
+    [
+        ({"TTS_PORT": "abc"}, {}, "invalid setting TTS_PORT: expected an integer, got 'abc'"),
+        ({"TTS_PORT": "70000"}, {}, "invalid setting TTS_PORT: must be between 0 and 65535, got 70000"),
+        ({}, {"slots": 0}, "invalid setting --slots: must be between 1 and 256, got 0"),
+        ({"TTS_LOG_LEVEL": "loud"}, {}, "invalid setting TTS_LOG_LEVEL: must be one of"),
+        ({"TTS_DEBUG": "maybe"}, {}, "invalid setting TTS_DEBUG: expected true or false"),
+        ({}, {"engine": " "}, "invalid setting --engine: must not be empty"),
+    ],
+)
+def test_settings_errors_are_one_line_naming_the_setting(env: dict[str, str], overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.load(overrides, environ=env)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)

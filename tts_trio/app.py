@@ -1,0 +1,102 @@
+"""The application factory: wires settings, the service, the routes and error handlers.
+
+Nothing here does work of its own; a reader looking for a behaviour should
+follow the blueprint names in ``tts_trio/routes``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from quart import current_app, jsonify, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from tts_trio.errors import ApiError
+from tts_trio.service import TtsService
+from tts_trio.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    411: "length_required",
+    413: "body_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    431: "headers_too_large",
+}
+
+
+def create_app(settings: Settings | None = None) -> QuartTrio:
+    """Build the app; the engine starts when the app starts serving."""
+    settings = settings or Settings.load()
+    app = QuartTrio(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["BODY_TIMEOUT"] = 30
+    app.extensions["tts_settings"] = settings
+
+    from tts_trio.routes import generate, health, sse, websocket
+
+    for module in (health, generate, sse, websocket):
+        app.register_blueprint(module.blueprint)
+
+    @app.before_serving
+    async def open_service() -> None:
+        app.extensions["tts"] = await TtsService.open(settings)
+        log.info("engine %s ready with %d slots", settings.engine, app.extensions["tts"].pool.statistics().total)
+
+    @app.after_serving
+    async def close_service() -> None:
+        service = app.extensions.pop("tts", None)
+        if service is not None:
+            await service.aclose()
+
+    @app.errorhandler(ApiError)
+    async def api_error(error: ApiError) -> Any:
+        return error_response(error.status, error.to_dict())
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        code = _HTTP_CODES.get(status, "http_error")
+        message = error.description or error.name
+        if status == 404:
+            message = f"no route {request.method} {request.path}"
+        elif status == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+        response = error_response(status, {"code": code, "message": message})
+        if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    async def unexpected_error(error: Exception) -> Any:
+        log.exception("unhandled error", exc_info=error)
+        return error_response(500, {"code": "internal_error", "message": "internal server error"})
+
+    return app
+
+
+def error_response(status: int, body: dict[str, Any]) -> Any:
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def current_service() -> TtsService:
+    """The service of the app handling the current request."""
+    service = current_app.extensions.get("tts")
+    if service is None:
+        from tts_trio.errors import EngineUnavailable
+
+        raise EngineUnavailable("the engine is not ready")
+    return cast(TtsService, service)
+
+
+def current_settings() -> Settings:
+    return cast(Settings, current_app.extensions["tts_settings"])

@@ -1,0 +1,118 @@
+"""Audio formats and the WAV container.
+
+The engine's true sample rate, sample width and channel count travel with the
+audio as an :class:`AudioFormat`, so every protocol can describe exactly what
+it sends. WAV is written with the standard library's :mod:`wave` for complete
+files; a streamed WAV whose length is unknown when the header leaves uses the
+open-ended size convention (``0xFFFFFFFF``) that ffmpeg, sox and browsers read.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import wave
+from collections.abc import Iterator
+
+import attrs
+
+#: Formats a client can ask for: a WAV container or raw little-endian PCM.
+OUTPUT_FORMATS = ("wav", "pcm")
+
+_OPEN_ENDED = 0xFFFFFFFF
+
+
+@attrs.frozen
+class AudioFormat:
+    """Describes PCM audio: integer samples, little-endian, interleaved channels."""
+
+    sample_rate: int
+    sample_width: int = 2
+    channels: int = 1
+
+    @property
+    def frame_size(self) -> int:
+        return self.sample_width * self.channels
+
+    @property
+    def encoding(self) -> str:
+        return f"pcm_s{self.sample_width * 8}le"
+
+    def duration(self, pcm_bytes: int) -> float:
+        return pcm_bytes / (self.frame_size * self.sample_rate)
+
+    def describe(self, output_format: str) -> dict[str, object]:
+        """The format as clients see it (SSE ``format`` event, WebSocket ``start``)."""
+        return {
+            "container": output_format,
+            "encoding": self.encoding,
+            "sample_rate": self.sample_rate,
+            "sample_width": self.sample_width,
+            "channels": self.channels,
+        }
+
+    def headers(self, output_format: str) -> dict[str, str]:
+        """HTTP headers that state the format next to the body."""
+        return {
+            "X-Audio-Format": output_format,
+            "X-Audio-Encoding": self.encoding,
+            "X-Audio-Sample-Rate": str(self.sample_rate),
+            "X-Audio-Sample-Width": str(self.sample_width),
+            "X-Audio-Channels": str(self.channels),
+        }
+
+
+def wav_file(fmt: AudioFormat, pcm: bytes) -> bytes:
+    """A complete WAV file with exact sizes in its header."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(fmt.channels)
+        writer.setsampwidth(fmt.sample_width)
+        writer.setframerate(fmt.sample_rate)
+        writer.writeframes(pcm)
+    return buffer.getvalue()
+
+
+def streaming_wav_header(fmt: AudioFormat) -> bytes:
+    """A 44-byte WAV header for a stream whose length is not known yet."""
+    byte_rate = fmt.sample_rate * fmt.frame_size
+    return b"".join(
+        (
+            b"RIFF",
+            struct.pack("<I", _OPEN_ENDED),
+            b"WAVE",
+            b"fmt ",
+            struct.pack("<IHHIIHH", 16, 1, fmt.channels, fmt.sample_rate, byte_rate, fmt.frame_size, fmt.sample_width * 8),
+            b"data",
+            struct.pack("<I", _OPEN_ENDED),
+        )
+    )
+
+
+def split_chunks(data: bytes, chunk_size: int) -> Iterator[bytes]:
+    """Split ``data`` into pieces of at most ``chunk_size`` bytes."""
+    for start in range(0, len(data), chunk_size):
+        yield data[start : start + chunk_size]
+
+
+def frame_aligned(chunk_size: int, fmt: AudioFormat) -> int:
+    """The largest multiple of the frame size not above ``chunk_size`` (at least one frame)."""
+    return max(fmt.frame_size, chunk_size - chunk_size % fmt.frame_size)
+
+
+@attrs.frozen
+class AudioChunk:
+    """PCM produced by the engine for one sentence (a sentence may give several)."""
+
+    pcm: bytes
+    sentence: int
+
+
+@attrs.frozen
+class WordTiming:
+    """A word's place in the text and in the audio of its sentence."""
+
+    sentence: int
+    text_offset: int
+    text_length: int
+    start_sample: int

@@ -1,0 +1,78 @@
+"""The ``tts-trio`` command (typer): ``serve`` starts the server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import trio
+import typer
+
+from tts_trio import __version__
+from tts_trio.engines import UnknownEngine, engine_spec
+from tts_trio.settings import LOG_LEVELS, Settings, SettingsError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="tts-trio: a streaming text-to-speech server.")
+
+
+@app.callback()
+def main_callback() -> None:
+    """tts-trio: a streaming text-to-speech server on Trio and Hypercorn."""
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [env TTS_HOST; default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [env TTS_PORT; default 8000]")] = None,
+    engine: Annotated[str | None, typer.Option(help="Engine to start [env TTS_ENGINE; default system]")] = None,
+    voices_path: Annotated[Path | None, typer.Option(help="Voice directory [env TTS_VOICES_PATH; default ./voices]")] = None,
+    slots: Annotated[int | None, typer.Option(help="Concurrent synthesis slots [env TTS_SLOTS; default: CPU cores]")] = None,
+    model_type: Annotated[str | None, typer.Option(help="Chatterbox model variant [env CHATTERBOX_MODEL_TYPE]")] = None,
+    config: Annotated[Path | None, typer.Option(help="A hypercorn.toml to take server settings from")] = None,
+    log_level: Annotated[str | None, typer.Option(help=f"One of {', '.join(LOG_LEVELS)} [env TTS_LOG_LEVEL]")] = None,
+    debug: Annotated[bool | None, typer.Option("--debug", help="Verbose logging")] = None,
+) -> None:
+    """Start the server and run until SIGTERM or SIGINT."""
+    from tts_trio.server import configure_logging, hypercorn_config
+    from tts_trio.server import serve as run_server
+
+    overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "engine": engine,
+        "voices_path": voices_path,
+        "slots": slots,
+        "chatterbox_model_type": model_type,
+        "log_level": "debug" if debug else log_level,
+        "debug": debug,
+    }
+    try:
+        settings = Settings.load(overrides)
+        engine_spec(settings.engine)
+        if config is not None and not config.is_file():
+            raise SettingsError(f"invalid setting --config: no file {str(config)!r}")
+        hc_config = hypercorn_config(settings, config, bind_given=host is not None or port is not None)
+    except (SettingsError, UnknownEngine) as error:
+        typer.echo(f"tts-trio: {error}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    try:
+        trio.run(run_server, settings, hc_config)
+    except Exception as error:  # start-up failures: port in use, engine cannot start
+        typer.echo(f"tts-trio: could not serve: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    app(prog_name="tts-trio")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""The ``system`` engine: espeak-ng, offline, as a RealtimeTTS ``BaseEngine``.
+
+RealtimeTTS's own ``SystemEngine`` drives one process-wide pyttsx3 engine
+through a fixed temporary file, runs ffprobe per utterance and ignores
+``stop()`` (see docs/FACTS.md), so it can neither run several streams at once
+nor be interrupted. This engine keeps the RealtimeTTS contract
+(``synthesize`` puts PCM on ``self.queue``, ``get_stream_info``, ``stop``)
+but talks to a private worker process (:mod:`espeak_worker`) that keeps
+libespeak-ng loaded. One engine instance is one slot: the pool never calls
+an instance from two threads at once.
+
+``stop()`` asks the worker to abort the utterance (SIGUSR1), which it does
+within one audio callback, and kills it if it does not answer in time. A
+response that was not read to its end for any reason discards the worker
+(a replacement starts at once), and every frame carries its request id, so
+audio of a cancelled request can never be read by the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from RealtimeTTS.engines.base_engine import BaseEngine, TimingInfo
+
+from tts_trio.engines.espeak_worker import FRAME_HEADER, REQUEST_HEADER
+
+log = logging.getLogger(__name__)
+
+#: PyAudio's ``paInt16``; RealtimeTTS reports formats as PyAudio constants.
+PA_INT16 = 8
+DEFAULT_VOICE = "en-us"
+#: Seconds a worker has to acknowledge a stop before it is killed.
+STOP_GRACE = 2.0
+_WORKER_SCRIPT = Path(__file__).with_name("espeak_worker.py")
+
+
+class EngineFailure(Exception):
+    """Raised when the engine cannot synthesize; the message is for logs, not clients."""
+
+
+class _Worker:
+    """One running worker process and what it told us when it started."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(_WORKER_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl-C at the terminal is the server's to handle
+        )
+        self._hello: dict[str, Any] | None = None
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        assert self.process.stdin is not None
+        return self.process.stdin
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+    def hello(self) -> dict[str, Any]:
+        """Wait for the worker's greeting (sample rate, voices) the first time."""
+        if self._hello is None:
+            kind, _, payload = self.read_frame()
+            if kind != b"H":
+                raise EngineFailure(f"espeak worker failed to start: {payload[:200]!r}")
+            self._hello = json.loads(payload)
+        return self._hello
+
+    def read_frame(self) -> tuple[bytes, int, bytes]:
+        header = self._read_exact(FRAME_HEADER.size)
+        kind, request_id, length = FRAME_HEADER.unpack(header)
+        return kind, request_id, self._read_exact(length)
+
+    def _read_exact(self, size: int) -> bytes:
+        data = self.stdout.read(size) if size else b""
+        if len(data) != size:
+            raise EOFError("espeak worker closed its output")
+        return data
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+
+
+class EspeakEngine(BaseEngine):  # type: ignore[misc]
+    """espeak-ng through a worker process; 22050 Hz mono 16-bit."""
+
+    def __init__(self, voice: str = DEFAULT_VOICE, rate: int = 175, pitch: int = 50) -> None:
+        # BaseEngine's metaclass runs BaseEngine.__init__ after this one, so
+        # only our own attributes are set here; engine_name is set in post_init.
+        self._voice = voice
+        self._rate = rate
+        self._pitch = pitch
+        self._lock = threading.Lock()
+        self._worker: _Worker | None = None
+        self._request_id = 0
+        self._busy_request: int | None = None
+        self._sample_rate = 22050
+        self._voices: list[dict[str, Any]] = []
+
+    def post_init(self) -> None:
+        self.engine_name = "system"
+        self.provides_word_timings = True
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker and learn the sample rate and voices (blocking)."""
+        worker = self._ensure_worker()
+        hello = worker.hello()
+        self._sample_rate = int(hello["sample_rate"])
+        self._voices = list(hello["voices"])
+
+    def _ensure_worker(self) -> _Worker:
+        with self._lock:
+            if self._worker is not None and self._worker.process.poll() is not None:
+                self._worker.kill()  # reap a worker that died while idle
+                self._worker = None
+            if self._worker is None:
+                self._worker = _Worker()
+            return self._worker
+
+    def _discard_worker(self, *, replace: bool) -> None:
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.kill()
+        if replace:
+            # Start the next worker now so it has initialised by the next sentence.
+            self._ensure_worker()
+
+    def shutdown(self) -> None:
+        self._discard_worker(replace=False)
+
+    def stop(self) -> None:
+        """End the sentence in progress now (thread-safe).
+
+        The worker is asked to abort (SIGUSR1), which it does at its next
+        audio callback and then stays ready for the next sentence; if it has
+        not answered within ``STOP_GRACE`` seconds it is killed.
+        """
+        super().stop()
+        with self._lock:
+            worker = self._worker
+        if worker is None or worker.process.poll() is not None:
+            return
+        try:
+            worker.process.send_signal(signal.SIGUSR1)
+        except ProcessLookupError:
+            return
+        watchdog = threading.Timer(STOP_GRACE, self._kill_if_busy, args=(worker, self._request_id))
+        watchdog.daemon = True
+        watchdog.start()
+
+    def _kill_if_busy(self, worker: _Worker, request_id: int) -> None:
+        if self._busy_request == request_id and worker.process.poll() is None:
+            log.warning("espeak worker did not stop within %.1f s; killing it", STOP_GRACE)
+            worker.process.kill()
+
+    # -- RealtimeTTS contract ------------------------------------------
+    def get_stream_info(self) -> tuple[int, int, int]:
+        return PA_INT16, 1, self._sample_rate
+
+    def get_voices(self) -> list[dict[str, Any]]:
+        return list(self._voices)
+
+    def set_voice(self, voice: Any) -> None:
+        self._voice = str(voice)
+
+    def set_voice_parameters(self, **voice_parameters: Any) -> None:
+        if "rate" in voice_parameters:
+            self._rate = int(voice_parameters["rate"])
+        if "pitch" in voice_parameters:
+            self._pitch = int(voice_parameters["pitch"])
+
+    def synthesize(self, text: str, sentence_count: int = 0) -> bool:
+        """Synthesize ``text``; put PCM on ``self.queue`` and word timings on ``self.timings``.
+
+        Returns True when the sentence was spoken to its end and False when
+        ``stop()`` interrupted it. Raises :class:`EngineFailure` when the
+        worker fails. If putting audio on the queue raises (the consumer has
+        gone), the worker is stopped and drained before the error goes on,
+        so it stays in step with us and no audio is left for a later call.
+        """
+        super().synthesize(text)
+        worker = self._ensure_worker()
+        completed = False
+        consumer_error: BaseException | None = None
+        try:
+            worker.hello()
+            self._request_id = (self._request_id + 1) & 0xFFFFFFFF
+            self._busy_request = self._request_id
+            request = {"text": text, "voice": self._voice, "rate": self._rate, "pitch": self._pitch}
+            body = json.dumps({**request, "flush_samples": self._sample_rate}).encode()
+            worker.stdin.write(REQUEST_HEADER.pack(self._request_id, len(body)) + body)
+            worker.stdin.flush()
+            while True:
+                kind, request_id, payload = worker.read_frame()
+                if request_id != self._request_id:
+                    raise EngineFailure("espeak worker answered another request")
+                stopping = consumer_error is not None or self.stop_synthesis_event.is_set()
+                if kind == b"A":
+                    if not stopping:
+                        try:
+                            self.queue.put(payload)
+                        except BaseException as error:
+                            consumer_error = error
+                            self.stop()
+                elif kind == b"W":
+                    if not stopping:
+                        self._put_timings(text, json.loads(payload))
+                elif kind == b"D":
+                    completed = True
+                    if consumer_error is not None:
+                        raise consumer_error
+                    return not json.loads(payload).get("aborted", False)
+                elif kind == b"E":
+                    completed = True
+                    raise EngineFailure(json.loads(payload).get("message", "espeak error"))
+                else:
+                    raise EngineFailure(f"unexpected frame {kind!r} from espeak worker")
+        except (EOFError, OSError) as error:
+            if consumer_error is not None:
+                raise consumer_error from None
+            if self.stop_synthesis_event.is_set():
+                return False
+            raise EngineFailure(f"espeak worker died: {error}") from error
+        finally:
+            self._busy_request = None
+            if not completed:
+                self._discard_worker(replace=True)
+
+    def _put_timings(self, text: str, words: list[list[int]]) -> None:
+        for index, (offset, length, sample) in enumerate(words):
+            end = words[index + 1][2] if index + 1 < len(words) else None
+            word = text[offset : offset + length] if offset >= 0 else ""
+            start_s = sample / self._sample_rate
+            end_s = end / self._sample_rate if end is not None else start_s
+            self.timings.put(TimingInfo(start_s, end_s, word))

@@ -1,0 +1,194 @@
+"""The engine pool: engine instances behind one ``trio.CapacityLimiter``.
+
+RealtimeTTS engine instances are not safe to call from two threads at once,
+so the pool holds one instance per slot and lends an instance together with
+a limiter token. Engine calls are blocking, so they run in
+``trio.to_thread`` threads. Three rules keep the hardware and the audio
+honest:
+
+* A slot is held only while the engine works on one sentence; streams take
+  turns sentence by sentence (the limiter is FIFO), so with 8 streams on 2
+  slots every stream hears its first sentence early.
+* On cancellation the engine is told to ``stop()`` and the thread is *not*
+  abandoned: the token and the instance come back only when the engine work
+  has really ended, so a slot count can never be exceeded.
+* Audio goes from the engine thread straight into the stream's bounded
+  channel while there is room; what does not fit is kept for that one
+  sentence and sent after the slot is released, so a slow reader slows its
+  own stream and never holds a slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from tts_trio.audio import AudioChunk, AudioFormat, WordTiming
+from tts_trio.errors import EngineUnavailable, SynthesisFailed
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class SlotStatistics:
+    """A snapshot of slot use, for ``/health`` and tests."""
+
+    total: int
+    in_use: int
+    waiting: int
+
+
+@attrs.frozen
+class SentenceResult:
+    """What one sentence produced besides its audio."""
+
+    completed: bool
+    timings: tuple[WordTiming, ...]
+
+
+class _Sink:
+    """Stands in for an engine's ``queue``/``timings`` so its puts go where we say."""
+
+    def __init__(self, put: Callable[[Any], None]) -> None:
+        self.put = put
+        self.put_nowait = put
+
+
+def _drop(_: Any) -> None:
+    """Where late puts of a finished sentence go: nowhere."""
+
+
+class _ConsumerGone(Exception):
+    """Raised inside the engine thread when the stream was cancelled or closed."""
+
+
+class EnginePool:
+    """Instances of one engine, lent out one sentence at a time."""
+
+    def __init__(self, name: str, engines: Sequence[Any], audio_format: AudioFormat, device: str = "cpu") -> None:
+        if not engines:
+            raise ValueError("an engine pool needs at least one engine instance")
+        self.name = name
+        self.audio_format = audio_format
+        self.device = device
+        self._engines = tuple(engines)
+        self._idle = list(engines)
+        self._limiter = trio.CapacityLimiter(len(engines))
+        self._closed = False
+
+    @property
+    def engines(self) -> tuple[Any, ...]:
+        return self._engines
+
+    def statistics(self) -> SlotStatistics:
+        stats = self._limiter.statistics()
+        return SlotStatistics(total=int(stats.total_tokens), in_use=stats.borrowed_tokens, waiting=stats.tasks_waiting)
+
+    async def synthesize(
+        self,
+        text: str,
+        *,
+        sentence: int,
+        voice: str,
+        send: trio.MemorySendChannel[AudioChunk],
+    ) -> SentenceResult:
+        """Speak ``text`` into ``send`` as :class:`AudioChunk` items.
+
+        Raises :class:`SynthesisFailed` when the engine fails and
+        ``trio.BrokenResourceError`` when the receiving side has gone.
+        """
+        if self._closed:
+            raise EngineUnavailable("the engine is shutting down")
+        async with self._limiter:
+            engine = self._idle.pop()
+            try:
+                result, overflow = await self._run(engine, text, sentence, voice, send)
+            finally:
+                self._idle.append(engine)
+        for chunk in overflow:
+            await send.send(chunk)
+        return result
+
+    async def _run(
+        self,
+        engine: Any,
+        text: str,
+        sentence: int,
+        voice: str,
+        send: trio.MemorySendChannel[AudioChunk],
+    ) -> tuple[SentenceResult, list[AudioChunk]]:
+        overflow: list[AudioChunk] = []
+        timings: list[WordTiming] = []
+        cancelled = threading.Event()
+
+        def emit(pcm: bytes) -> None:
+            if cancelled.is_set():
+                return  # the stream was cancelled; whatever the engine still produces is dropped
+            chunk = AudioChunk(pcm, sentence)
+            if overflow:
+                overflow.append(chunk)
+                return
+            try:
+                trio.from_thread.run_sync(send.send_nowait, chunk)
+            except trio.WouldBlock:
+                overflow.append(chunk)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.Cancelled) as error:
+                raise _ConsumerGone from error
+
+        def on_timing(info: Any) -> None:
+            timings.append(WordTiming(sentence, -1, len(info.word), round(info.start_time * self.audio_format.sample_rate)))
+
+        def work() -> bool:
+            engine.queue = _Sink(emit)
+            engine.timings = _Sink(on_timing)
+            try:
+                engine.set_voice(voice)
+                return bool(engine.synthesize(text))
+            finally:
+                engine.queue = _Sink(_drop)
+                engine.timings = _Sink(_drop)
+
+        token = trio.lowlevel.current_trio_token()
+        thread_done = trio.Event()
+
+        def guarded() -> bool:
+            try:
+                return work()
+            finally:
+                try:
+                    token.run_sync_soon(thread_done.set)
+                except trio.RunFinishedError:
+                    pass
+
+        try:
+            completed = await trio.to_thread.run_sync(guarded, abandon_on_cancel=True)
+        except trio.Cancelled:
+            # Stop the engine, then keep the slot until its thread has ended.
+            cancelled.set()
+            engine.stop()
+            with trio.CancelScope(shield=True):
+                await thread_done.wait()
+            raise
+        except _ConsumerGone:
+            raise trio.BrokenResourceError("the stream's receiver has gone") from None
+        except Exception as error:
+            log.error("engine %s failed on a sentence: %s", self.name, error, exc_info=log.isEnabledFor(logging.DEBUG))
+            raise SynthesisFailed("the engine failed while synthesizing") from error
+        return SentenceResult(completed, tuple(timings)), overflow
+
+    async def aclose(self) -> None:
+        """Refuse new work, stop running work, and shut every instance down."""
+        self._closed = True
+        for engine in self._engines:
+            engine.stop()
+        # Wait for running sentences to give their slots back, then shut down.
+        async with trio.open_nursery() as nursery:
+            for _ in self._engines:
+                nursery.start_soon(self._limiter.acquire)
+        for engine in self._engines:
+            await trio.to_thread.run_sync(engine.shutdown)

@@ -1,0 +1,63 @@
+"""Running the app under Hypercorn's trio worker, with clean signal handling.
+
+``hypercorn.trio.serve`` installs no signal handlers of its own, so
+:func:`serve` passes a shutdown trigger that waits for SIGTERM or SIGINT:
+Hypercorn then stops accepting, lets open requests finish within
+``graceful_timeout``, and runs the app's shutdown, which stops every engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from tts_trio.app import create_app
+from tts_trio.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def hypercorn_config(settings: Settings, config_file: Path | None = None, *, bind_given: bool = True) -> Config:
+    """Hypercorn settings: from ``config_file`` if given; our settings win where they were given."""
+    config = Config.from_toml(str(config_file)) if config_file else Config()
+    if bind_given or not config_file:
+        config.bind = [bind_address(settings.host, settings.port)]
+    config.worker_class = "trio"
+    config.graceful_timeout = settings.graceful_timeout
+    config.websocket_max_message_size = settings.ws_max_message_bytes
+    if config.loglevel is None or not config_file:
+        config.loglevel = settings.log_level.upper()
+    return config
+
+
+async def wait_for_signal() -> None:
+    """Return when SIGTERM or SIGINT arrives."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            return
+
+
+async def serve(settings: Settings, config: Config) -> None:
+    """Serve until a signal arrives."""
+    app = create_app(settings)
+    await hypercorn_serve(app, config, shutdown_trigger=wait_for_signal)  # type: ignore[arg-type]
+
+
+def configure_logging(level: str) -> None:
+    """Log our own messages to stderr; Hypercorn keeps its own handlers (no duplicates)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
+    logger = logging.getLogger("tts_trio")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False

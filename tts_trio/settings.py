@@ -1,0 +1,188 @@
+"""Server settings: one frozen, validated attrs object built once at start-up.
+
+Precedence is defaults < environment variables < command-line flags that
+were actually given. Nothing reads ``os.environ`` after :meth:`Settings.load`
+returns, so tests and several apps in one process never share state through
+the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+#: Environment variable for each setting (the seed's names where it has one).
+ENV_VARS: dict[str, str] = {
+    "host": "TTS_HOST",
+    "port": "TTS_PORT",
+    "engine": "TTS_ENGINE",
+    "voices_path": "TTS_VOICES_PATH",
+    "slots": "TTS_SLOTS",
+    "max_text_chars": "TTS_MAX_TEXT_CHARS",
+    "max_body_bytes": "TTS_MAX_BODY_BYTES",
+    "max_sentence_chars": "TTS_MAX_SENTENCE_CHARS",
+    "ws_max_queued": "TTS_WS_MAX_QUEUED",
+    "ws_max_message_bytes": "TTS_WS_MAX_MESSAGE_BYTES",
+    "graceful_timeout": "TTS_GRACEFUL_TIMEOUT",
+    "log_level": "TTS_LOG_LEVEL",
+    "debug": "TTS_DEBUG",
+    "chatterbox_model_type": "CHATTERBOX_MODEL_TYPE",
+    "azure_speech_key": "AZURE_SPEECH_KEY",
+    "azure_speech_region": "AZURE_SPEECH_REGION",
+    "elevenlabs_api_key": "ELEVENLABS_API_KEY",
+    "openai_api_key": "OPENAI_API_KEY",
+}
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+class SettingsError(Exception):
+    """Raised when a setting is invalid; the message is one line naming it."""
+
+
+class _InvalidField(ValueError):
+    """Raised by a validator; carries the field so the message can name its source."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _between(low: float, high: float) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not low <= value <= high:
+            raise _InvalidField(attribute.name, f"must be between {low:g} and {high:g}, got {value!r}")
+
+    return check
+
+
+def _one_of(*choices: str) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in choices:
+            raise _InvalidField(attribute.name, f"must be one of {', '.join(choices)}, got {value!r}")
+
+    return check
+
+
+def _not_blank(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value.strip():
+        raise _InvalidField(attribute.name, "must not be empty")
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Everything the server can be configured with."""
+
+    host: str = attrs.field(default="127.0.0.1", validator=_not_blank)
+    port: int = attrs.field(default=8000, validator=_between(0, 65535))
+    engine: str = attrs.field(default="system", validator=_not_blank)
+    voices_path: Path = Path("./voices")
+    #: Concurrent synthesis slots; ``None`` derives it from the hardware.
+    slots: int | None = attrs.field(default=None, validator=_between(1, 256))
+    max_text_chars: int = attrs.field(default=20_000, validator=_between(1, 1_000_000))
+    max_body_bytes: int = attrs.field(default=1 << 20, validator=_between(1024, 1 << 30))
+    #: Longer sentences are cut at a word boundary so one sentence never
+    #: holds a slot (or delays cancellation) for long.
+    max_sentence_chars: int = attrs.field(default=400, validator=_between(20, 100_000))
+    ws_max_queued: int = attrs.field(default=8, validator=_between(0, 1000))
+    ws_max_message_bytes: int = attrs.field(default=1 << 20, validator=_between(1024, 1 << 30))
+    graceful_timeout: float = attrs.field(default=5.0, validator=_between(0, 3600))
+    log_level: str = attrs.field(default="info", validator=_one_of(*LOG_LEVELS))
+    debug: bool = False
+    chatterbox_model_type: str = "standard"
+    azure_speech_key: str | None = attrs.field(default=None, repr=False)
+    azure_speech_region: str | None = None
+    elevenlabs_api_key: str | None = attrs.field(default=None, repr=False)
+    openai_api_key: str | None = attrs.field(default=None, repr=False)
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Build settings from ``environ`` (default: the process environment) and overrides.
+
+        ``overrides`` holds command-line values; ``None`` values mean "not
+        given" and do not hide the environment.
+        """
+        environ = os.environ if environ is None else environ
+        raw: dict[str, Any] = {}
+        source: dict[str, str] = {}
+        for name, var in ENV_VARS.items():
+            value = environ.get(var)
+            if value is not None and value != "":
+                raw[name] = value
+                source[name] = var
+        for name, value in (overrides or {}).items():
+            if name not in ENV_VARS:
+                raise SettingsError(f"unknown setting {name!r}")
+            if value is not None:
+                raw[name] = value
+                source[name] = "--" + name.replace("_", "-")
+        try:
+            return _converter.structure(raw, cls)
+        except cattrs.ClassValidationError as group:
+            raise SettingsError(_first_message(group, source)) from None
+        except _InvalidField as error:
+            label = source.get(error.field, error.field)
+            raise SettingsError(f"invalid setting {label}: {error}") from None
+
+
+def _first_message(group: cattrs.ClassValidationError, source: dict[str, str]) -> str:
+    with_notes, others = group.group_exceptions()
+    found: list[tuple[str, BaseException]] = [(str(note.name), exc) for exc, note in with_notes]
+    found += [(exc.field, exc) for exc in others if isinstance(exc, _InvalidField)]
+    if not found:
+        return f"invalid settings: {'; '.join(str(exc) for exc in others)}"
+    name, exc = found[0]
+    return f"invalid setting {source.get(name, name)}: {exc}"
+
+
+def _structure_int(value: Any, _: type) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
+    raise ValueError(f"expected an integer, got {value!r}")
+
+
+def _structure_float(value: Any, _: type) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {value!r}") from None
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _structure_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+_converter.register_structure_hook(int, _structure_int)
+_converter.register_structure_hook(float, _structure_float)
+_converter.register_structure_hook(bool, _structure_bool)
+_converter.register_structure_hook(str, _structure_str)
+_converter.register_structure_hook(Path, lambda value, _: Path(_structure_str(str(value), str)))
