@@ -1,0 +1,95 @@
+"""The launch contract: ``tts-trio serve`` and ``python -m tts_trio`` as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+BIN = Path(sys.executable).with_name("tts-trio")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def worker_pids(parent: int) -> set[int]:
+    """Live children of ``parent`` (the espeak workers)."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent and fields[0] != "Z":
+                children.add(int(entry.name))
+    return children
+
+
+async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> dict[str, object]:
+    async with httpx.AsyncClient() as http:
+        with trio.fail_after(30):
+            while True:
+                assert process.poll() is None, "the server exited during start-up"
+                try:
+                    response = await http.get(url + "/health")
+                    return dict(response.json())
+                except httpx.TransportError:
+                    await trio.sleep(0.05)
+
+
+@pytest.mark.parametrize("command", [[str(BIN)], [sys.executable, "-m", "tts_trio"]], ids=["script", "module"])
+async def test_serve_starts_speaks_and_stops_cleanly_on_sigterm(command: list[str], tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "TTS_ENGINE": "system", "TTS_SLOTS": "3", "TTS_VOICES_PATH": str(tmp_path)}
+    process = subprocess.Popen(
+        [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--voices-path", str(tmp_path / "v")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        health = await wait_healthy(f"http://127.0.0.1:{port}", process)
+        assert health["engine"] == "system"
+        assert health["slots"] == {"total": 3, "in_use": 0, "waiting": 0}  # the environment applies
+        assert len(worker_pids(process.pid)) == 3
+        async with httpx.AsyncClient() as http:
+            response = await http.post(f"http://127.0.0.1:{port}/v1/tts/generate", json={"text": "Hello."})
+            assert response.content.startswith(b"RIFF")
+        process.send_signal(signal.SIGTERM)
+        output, _ = await trio.to_thread.run_sync(process.communicate, None, 20)
+        assert process.returncode == 0, output.decode()
+        assert worker_pids(process.pid) == set()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--port", "99999"], {}, "tts-trio: invalid setting --port: must be between 0 and 65535, got 99999"),
+        ([], {"TTS_SLOTS": "many"}, "tts-trio: invalid setting TTS_SLOTS: expected an integer, got 'many'"),
+        (["--engine", "nonesuch"], {}, "tts-trio: unknown engine 'nonesuch'; available: system"),
+    ],
+)
+def test_serve_bad_setting_stops_startup_with_one_line(args: list[str], env: dict[str, str], message: str) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(BIN), "serve", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == message
+    assert time.monotonic() - started < 10
