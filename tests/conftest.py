@@ -107,10 +107,14 @@ async def live_server(settings: Settings, nursery: trio.Nursery) -> AsyncIterato
         await stop()  # type: ignore[misc]
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds (state owned by another task or process)."""
-    with trio.fail_after(timeout):
-        while not predicate():
+async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds.
+
+    Polling on purpose: the state belongs to the server (another task tree or
+    process) and has no event a test could await without changing the code.
+    """
+    with trio.fail_after(within):
+        while not predicate():  # noqa: ASYNC110
             await trio.sleep(0.01)
 
 

@@ -123,7 +123,11 @@ async def test_websocket_generate_ping_and_errors(test_app: QuartTrio) -> None:
     client = test_app.test_client()
     async with client.websocket("/v1/tts/stream") as ws:
         await ws.send("{broken")
-        assert json.loads(await ws.receive()) == {"type": "error", "code": "invalid_json", "message": "the message is not valid JSON"}
+        assert json.loads(await ws.receive()) == {
+            "type": "error",
+            "code": "invalid_json",
+            "message": "the message is not valid JSON",
+        }
         await ws.send(json.dumps({"action": "ping"}))
         assert json.loads(await ws.receive()) == {"type": "pong"}
         await ws.send(json.dumps({"action": "generate", "text": "Hello there.", "request_id": "r1"}))

@@ -34,5 +34,11 @@ def test_split_chunks_and_frame_alignment() -> None:
 
 def test_format_description_names_everything_a_client_needs() -> None:
     described = FMT.describe("wav")
-    assert described == {"container": "wav", "encoding": "pcm_s16le", "sample_rate": 22050, "sample_width": 2, "channels": 1}
+    assert described == {
+        "container": "wav",
+        "encoding": "pcm_s16le",
+        "sample_rate": 22050,
+        "sample_width": 2,
+        "channels": 1,
+    }
     assert FMT.headers("pcm")["X-Audio-Sample-Rate"] == "22050"

@@ -15,6 +15,14 @@ import pytest
 import trio
 
 BIN = Path(sys.executable).with_name("tts-trio")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a server process (a plain function: starting it does not block)."""
+    return subprocess.Popen(
+        command, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def free_port() -> int:
@@ -52,12 +60,9 @@ async def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> dict[str, 
 @pytest.mark.parametrize("command", [[str(BIN)], [sys.executable, "-m", "tts_trio"]], ids=["script", "module"])
 async def test_serve_starts_speaks_and_stops_cleanly_on_sigterm(command: list[str], tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "TTS_ENGINE": "system", "TTS_SLOTS": "3", "TTS_VOICES_PATH": str(tmp_path)}
-    process = subprocess.Popen(
-        [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--voices-path", str(tmp_path / "v")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    env = {"TTS_ENGINE": "system", "TTS_SLOTS": "3", "TTS_VOICES_PATH": str(tmp_path)}
+    process = spawn(
+        [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--voices-path", str(tmp_path / "v")], env
     )
     try:
         health = await wait_healthy(f"http://127.0.0.1:{port}", process)
@@ -93,3 +98,23 @@ def test_serve_bad_setting_stops_startup_with_one_line(args: list[str], env: dic
     assert result.returncode == 2
     assert result.stderr.strip() == message
     assert time.monotonic() - started < 10
+
+
+async def test_hypercorn_command_with_the_repo_config_serves(tmp_path: Path) -> None:
+    port = free_port()
+    hypercorn = str(Path(sys.executable).with_name("hypercorn"))
+    command = [hypercorn, "-c", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}", "tts_trio.asgi:app"]
+    process = spawn(command, {"TTS_VOICES_PATH": str(tmp_path), "TTS_SLOTS": "1"})
+    try:
+        health = await wait_healthy(f"http://127.0.0.1:{port}", process)
+        assert health["slots"] == {"total": 1, "in_use": 0, "waiting": 0}
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"http://127.0.0.1:{port}/v1/tts/stream-sse", params={"text": "Hi there."})
+            assert "event: done" in response.text
+        process.send_signal(signal.SIGTERM)
+        await trio.to_thread.run_sync(process.wait, 20)
+        assert worker_pids(process.pid) == set()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -146,7 +146,13 @@ async def test_ws_stop_sends_no_audio_after_stopped_and_socket_stays_usable(live
         assert json.loads(after[0]) == {
             "type": "start",
             "request_id": "next",
-            "format": {"container": "wav", "encoding": "pcm_s16le", "sample_rate": 22050, "sample_width": 2, "channels": 1},
+            "format": {
+                "container": "wav",
+                "encoding": "pcm_s16le",
+                "sample_rate": 22050,
+                "sample_width": 2,
+                "channels": 1,
+            },
         }
         texts = [json.loads(m) for m in after if isinstance(m, str)]
         assert all(message.get("request_id") == "next" for message in texts)
@@ -234,7 +240,10 @@ async def test_chunked_body_over_the_limit_is_rejected_while_reading(live_server
     # while a server should answer (and stop reading) as soon as the limit is passed.
     host, port = live_server.base_url.removeprefix("http://").split(":")
     stream = await trio.open_tcp_stream(host, int(port))
-    head = b"POST /v1/tts/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    head = (
+        b"POST /v1/tts/generate HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     chunk = b"x" * 65536
     reply = b""
     async with stream, trio.open_nursery() as nursery:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -44,7 +45,7 @@ def test_espeak_synthesizes_pcm_and_word_timings(engine: EspeakEngine) -> None:
     assert len(pcm) % 2 == 0
     words = [engine.timings.get_nowait() for _ in range(engine.timings.qsize())]
     assert [word.word for word in words] == ["Hello", "brave", "new", "world"]
-    assert all(a.start_time < b.start_time for a, b in zip(words, words[1:], strict=False))
+    assert all(a.start_time < b.start_time for a, b in itertools.pairwise(words))
 
 
 def test_espeak_instances_in_parallel_threads_do_not_mix(engine: EspeakEngine) -> None:

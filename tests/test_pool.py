@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import trio
 import trio.testing
-
-from functools import partial
 
 from tts_trio.audio import AudioChunk, AudioFormat
 from tts_trio.errors import SynthesisFailed

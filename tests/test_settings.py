@@ -37,7 +37,9 @@ def test_settings_keys_are_not_in_repr() -> None:
         ({}, {"engine": " "}, "invalid setting --engine: must not be empty"),
     ],
 )
-def test_settings_errors_are_one_line_naming_the_setting(env: dict[str, str], overrides: dict[str, object], message: str) -> None:
+def test_settings_errors_are_one_line_naming_the_setting(
+    env: dict[str, str], overrides: dict[str, object], message: str
+) -> None:
     with pytest.raises(SettingsError) as info:
         Settings.load(overrides, environ=env)
     assert str(info.value).startswith(message)

@@ -82,7 +82,9 @@ def streaming_wav_header(fmt: AudioFormat) -> bytes:
             struct.pack("<I", _OPEN_ENDED),
             b"WAVE",
             b"fmt ",
-            struct.pack("<IHHIIHH", 16, 1, fmt.channels, fmt.sample_rate, byte_rate, fmt.frame_size, fmt.sample_width * 8),
+            struct.pack(
+                "<IHHIIHH", 16, 1, fmt.channels, fmt.sample_rate, byte_rate, fmt.frame_size, fmt.sample_width * 8
+            ),
             b"data",
             struct.pack("<I", _OPEN_ENDED),
         )

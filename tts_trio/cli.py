@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,8 +31,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [env TTS_HOST; default 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [env TTS_PORT; default 8000]")] = None,
     engine: Annotated[str | None, typer.Option(help="Engine to start [env TTS_ENGINE; default system]")] = None,
-    voices_path: Annotated[Path | None, typer.Option(help="Voice directory [env TTS_VOICES_PATH; default ./voices]")] = None,
-    slots: Annotated[int | None, typer.Option(help="Concurrent synthesis slots [env TTS_SLOTS; default: CPU cores]")] = None,
+    voices_path: Annotated[
+        Path | None, typer.Option(help="Voice directory [env TTS_VOICES_PATH; default ./voices]")
+    ] = None,
+    slots: Annotated[
+        int | None, typer.Option(help="Concurrent synthesis slots [env TTS_SLOTS; default: CPU cores]")
+    ] = None,
     model_type: Annotated[str | None, typer.Option(help="Chatterbox model variant [env CHATTERBOX_MODEL_TYPE]")] = None,
     config: Annotated[Path | None, typer.Option(help="A hypercorn.toml to take server settings from")] = None,
     log_level: Annotated[str | None, typer.Option(help=f"One of {', '.join(LOG_LEVELS)} [env TTS_LOG_LEVEL]")] = None,
@@ -75,4 +78,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

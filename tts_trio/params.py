@@ -96,7 +96,9 @@ def _validate(params: P, *, max_text_chars: int) -> P:
     if not text:
         raise EmptyText("text must contain something to say", field="text")
     if len(text) > max_text_chars:
-        raise TextTooLong(f"text is {len(text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars)
+        raise TextTooLong(
+            f"text is {len(text)} characters; the limit is {max_text_chars}", field="text", limit=max_text_chars
+        )
     if not 0.0 <= params.temperature <= 2.0:
         raise InvalidParameter("temperature: must be between 0 and 2", field="temperature")
     if params.output_format not in OUTPUT_FORMATS:

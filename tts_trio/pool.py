@@ -20,6 +20,7 @@ honest:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -141,7 +142,9 @@ class EnginePool:
                 raise _ConsumerGone from error
 
         def on_timing(info: Any) -> None:
-            timings.append(WordTiming(sentence, -1, len(info.word), round(info.start_time * self.audio_format.sample_rate)))
+            timings.append(
+                WordTiming(sentence, -1, len(info.word), round(info.start_time * self.audio_format.sample_rate))
+            )
 
         def work() -> bool:
             engine.queue = _Sink(emit)
@@ -160,10 +163,8 @@ class EnginePool:
             try:
                 return work()
             finally:
-                try:
+                with contextlib.suppress(trio.RunFinishedError):
                     token.run_sync_soon(thread_done.set)
-                except trio.RunFinishedError:
-                    pass
 
         try:
             completed = await trio.to_thread.run_sync(guarded, abandon_on_cancel=True)

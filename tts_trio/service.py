@@ -43,7 +43,9 @@ class TtsService:
             return self.default_voice
         voice = self.voices.get(voice_id.lower())
         if voice is None:
-            raise VoiceNotFound(f"no voice {voice_id!r} on engine {self.pool.name!r}; GET /v1/voices lists them", field="voice_id")
+            raise VoiceNotFound(
+                f"no voice {voice_id!r} on engine {self.pool.name!r}; GET /v1/voices lists them", field="voice_id"
+            )
         return voice.id
 
     def job(self, params: GenerateParams) -> SynthesisJob:

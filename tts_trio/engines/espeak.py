@@ -18,6 +18,7 @@ audio of a cancelled request can never be read by the next one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -93,10 +94,8 @@ class _Worker:
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
 
 
 class EspeakEngine(BaseEngine):  # type: ignore[misc]

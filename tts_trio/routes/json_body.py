@@ -24,7 +24,7 @@ async def read_json_body(limit: int) -> Any:
         if len(data) > limit:
             raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
     if not data.strip():
-        raise InvalidJson("the body is empty; send a JSON object such as {\"text\": \"Hello\"}")
+        raise InvalidJson('the body is empty; send a JSON object such as {"text": "Hello"}')
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:

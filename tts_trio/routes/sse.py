@@ -58,8 +58,7 @@ async def stream_sse() -> Any:
 
 
 async def _sse_body(
-    nursery: trio.Nursery,
-    service: TtsService, job: SynthesisJob, fmt: AudioFormat, output_format: str, chunk_size: int
+    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, fmt: AudioFormat, output_format: str, chunk_size: int
 ) -> AsyncIterator[bytes]:
     send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)
     metrics = StreamMetrics()

@@ -65,7 +65,8 @@ class _Generation:
 
 @blueprint.websocket("/v1/tts/stream")
 async def stream_ws() -> None:
-    session = _Session(websocket._get_current_object(), current_service(), current_settings())
+    # The session keeps the connection object itself, not the context-local proxy.
+    session = _Session(websocket._get_current_object(), current_service(), current_settings())  # type: ignore[attr-defined]
     await session.run()
 
 
