@@ -23,10 +23,21 @@ done
 if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
     missing+=("python3-venv")
 fi
-if ((${#missing[@]})); then
-    echo "setup: installing system packages: ${missing[*]}"
+# The browser test drives Debian's Chromium (Playwright cannot download its own here).
+optional=()
+if ((want_test)) && ! command -v chromium >/dev/null; then
+    optional+=("chromium")
+fi
+if ((${#missing[@]} + ${#optional[@]})); then
+    echo "setup: installing system packages: ${missing[*]} ${optional[*]}"
     as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if ((${#missing[@]})); then
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if ((${#optional[@]})); then
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${optional[@]}" >/dev/null \
+            || echo "setup: could not install ${optional[*]}; the browser test will be skipped" >&2
+    fi
 fi
 
 if [[ ! -x "$VENV/bin/python" ]]; then

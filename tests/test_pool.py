@@ -126,3 +126,25 @@ async def test_pool_close_refuses_new_work() -> None:
     send, _receive = trio.open_memory_channel[AudioChunk](10)
     with pytest.raises(Exception, match="shutting down"):
         await pool.synthesize("late", sentence=0, voice="v", send=send)
+
+
+async def test_pool_cancel_before_the_engine_thread_starts_does_not_hang() -> None:
+    engine = PacedEngine(chunks=1, interval=0.001)
+    pool = make_pool(engine)
+    threads = trio.to_thread.current_default_thread_limiter()
+    saved = threads.total_tokens
+    threads.total_tokens = 1
+    try:
+        async with threads:  # no worker thread can start while we hold the only token
+            send, _receive = trio.open_memory_channel[AudioChunk](10)
+            with trio.fail_after(5), trio.move_on_after(0.05) as scope:
+                await pool.synthesize("never started", sentence=0, voice="v", send=send)
+            assert scope.cancelled_caught
+            assert pool.statistics().in_use == 0
+            assert not engine.started.is_set()
+    finally:
+        threads.total_tokens = saved
+    # The instance is still usable afterwards.
+    send, receive = trio.open_memory_channel[AudioChunk](10)
+    await pool.synthesize("afterwards", sentence=0, voice="v", send=send)
+    assert receive.receive_nowait().pcm.startswith(b"afterwards")

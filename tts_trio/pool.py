@@ -158,8 +158,15 @@ class EnginePool:
 
         token = trio.lowlevel.current_trio_token()
         thread_done = trio.Event()
+        state = threading.Lock()
+        engine_started = False
 
         def guarded() -> bool:
+            nonlocal engine_started
+            with state:
+                if cancelled.is_set():
+                    return False  # cancelled before this thread began: no engine work at all
+                engine_started = True
             try:
                 return work()
             finally:
@@ -170,10 +177,15 @@ class EnginePool:
             completed = await trio.to_thread.run_sync(guarded, abandon_on_cancel=True)
         except trio.Cancelled:
             # Stop the engine, then keep the slot until its thread has ended.
-            cancelled.set()
-            engine.stop()
-            with trio.CancelScope(shield=True):
-                await thread_done.wait()
+            # Trio may cancel before the thread ever starts (while waiting for
+            # a worker thread); then there is nothing to stop or wait for.
+            with state:
+                cancelled.set()
+                must_wait = engine_started
+            if must_wait:
+                engine.stop()
+                with trio.CancelScope(shield=True):
+                    await thread_done.wait()
             raise
         except _ConsumerGone:
             raise trio.BrokenResourceError("the stream's receiver has gone") from None
