@@ -25,8 +25,10 @@ if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
 fi
 # The browser test drives Debian's Chromium (Playwright cannot download its own here).
 optional=()
-if ((want_test)) && ! command -v chromium >/dev/null; then
-    optional+=("chromium")
+if ((want_test)); then
+    command -v chromium >/dev/null || optional+=("chromium")
+    # Playwright's bundled node driver links against libatomic.
+    have_pkg libatomic1 || optional+=("libatomic1")
 fi
 if ((${#missing[@]} + ${#optional[@]})); then
     echo "setup: installing system packages: ${missing[*]} ${optional[*]}"

@@ -184,6 +184,8 @@ async def test_ws_bad_messages_get_errors_and_the_socket_stays_open(live_server:
             await ws.send_message(message)
             reply = json.loads(await ws.get_message())
             assert (reply["type"], reply["code"]) == ("error", code)
+        await ws.send_message(json.dumps({"action": "generate", "text": " ", "request_id": "mine"}))
+        assert json.loads(await ws.get_message())["request_id"] == "mine"
         await ws.send_message(b"\x00binary")
         assert json.loads(await ws.get_message())["code"] == "bad_request"
         await ws.send_message(json.dumps({"action": "ping"}))

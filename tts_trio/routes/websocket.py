@@ -111,7 +111,13 @@ class _Session:
         elif action == "stop":
             await self._stop()
         elif action == "generate":
-            self._enqueue(data)
+            try:
+                self._enqueue(data)
+            except ApiError as error:
+                request_id = data.get("request_id")
+                if isinstance(request_id, str) and "request_id" not in error.details:
+                    error.details["request_id"] = request_id[:128]
+                raise
         elif action is None:
             raise BadRequest("the message has no 'action'; use generate, stop or ping")
         else:
