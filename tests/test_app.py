@@ -57,7 +57,10 @@ async def test_generate_pcm_is_bare_samples(test_app: QuartTrio) -> None:
         ({"json": {"text": "   "}}, 422, "empty_text"),
         ({"json": {"text": 42}}, 422, "invalid_parameter"),
         ({"json": {"text": "hi", "temperature": -1}}, 422, "invalid_parameter"),
-        ({"json": {"text": "hi", "speed": 2}}, 422, "invalid_parameter"),
+        ({"json": {"text": "hi", "sped": 2}}, 422, "invalid_parameter"),
+        ({"json": {"text": "hi", "speed": 9}}, 422, "invalid_parameter"),
+        ({"json": {"text": "hi", "output_format": "mp3", "sample_rate": 44000}}, 422, "invalid_parameter"),
+        ({"json": {"text": "hi", "voice_id": "en-us+nosuchvariant"}}, 404, "voice_not_found"),
         ({"json": {"text": "hi", "voice_id": "klingon-9"}}, 404, "voice_not_found"),
         ({"json": {"text": "a" * 20_001}}, 413, "text_too_long"),
         ({"json": ["text"]}, 400, "bad_request"),
@@ -100,7 +103,14 @@ async def test_sse_events_in_order_with_bounded_chunks(test_app: QuartTrio) -> N
     names = [name for name, _ in events]
     assert names[0] == "format"
     assert names[-2:] == ["metrics", "done"]
-    assert set(names[1:-2]) == {"audio"}
+    assert set(names[1:-2]) == {"audio", "timings"}
+    timings = [data for name, data in events if name == "timings"]
+    assert [t["sentence"] for t in timings] == [0, 1]
+    assert [t["text"] for t in timings] == ["One sentence.", "And another one!"]
+    assert timings[0]["start"] == 0 and timings[0]["end"] == timings[1]["start"] < timings[1]["end"]
+    assert [w["word"] for w in timings[1]["words"]] == ["And", "another", "one"]
+    # Each sentence's timings follow its audio.
+    assert names.index("timings") > names.index("audio")
     chunks = [base64.b64decode(data["chunk"]) for name, data in events if name == "audio"]
     assert [data["index"] for name, data in events if name == "audio"] == list(range(1, len(chunks) + 1))
     assert all(len(chunk) <= 1000 for chunk in chunks)
@@ -142,6 +152,10 @@ async def test_websocket_generate_ping_and_errors(test_app: QuartTrio) -> None:
             parsed = json.loads(message)
             if parsed["type"] == "done":
                 break
+            if parsed["type"] == "timings":
+                assert parsed["request_id"] == "r1"
+                assert [word["word"] for word in parsed["words"]] == ["Hello", "there"]
+                continue
             assert parsed["type"] == "metrics"
             assert parsed["data"]["total_bytes"] == sum(map(len, audio))
         assert audio and all(chunk.startswith(b"RIFF") for chunk in audio)

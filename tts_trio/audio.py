@@ -16,9 +16,6 @@ from collections.abc import Iterator
 
 import attrs
 
-#: Formats a client can ask for: a WAV container or raw little-endian PCM.
-OUTPUT_FORMATS = ("wav", "pcm")
-
 _OPEN_ENDED = 0xFFFFFFFF
 
 
@@ -112,9 +109,14 @@ class AudioChunk:
 
 @attrs.frozen
 class WordTiming:
-    """A word's place in the text and in the audio of its sentence."""
+    """When a word is spoken, in seconds (from its sentence's start, or the stream's)."""
 
-    sentence: int
-    text_offset: int
-    text_length: int
-    start_sample: int
+    word: str
+    start: float
+    end: float
+
+    def shifted(self, offset: float) -> WordTiming:
+        return WordTiming(self.word, round(self.start + offset, 4), round(self.end + offset, 4))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"word": self.word, "start": self.start, "end": self.end}

@@ -17,12 +17,14 @@ import attrs
 import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
 
-from tts_trio.audio import OUTPUT_FORMATS
+from tts_trio.encoding import FORMATS, MAX_RATE, MIN_RATE
 from tts_trio.errors import BadRequest, EmptyText, InvalidParameter, TextTooLong
 
 MIN_CHUNK_SIZE = 256
 MAX_CHUNK_SIZE = 1 << 20
 MAX_ID_CHARS = 128
+MIN_SPEED = 0.25
+MAX_SPEED = 4.0
 #: Control characters other than tab and newline are spoken as a space.
 _CONTROL = {code: " " for code in [*range(0, 9), *range(11, 32), 127]}
 
@@ -35,6 +37,18 @@ class GenerateParams:
     voice_id: str = "default"
     temperature: float = 0.7
     output_format: str = "wav"
+    #: Output sample rate; the engine's own rate when not given.
+    sample_rate: int | None = None
+    #: Speaking rate, 1.0 is the engine's normal speed.
+    speed: float = 1.0
+
+
+@attrs.frozen(kw_only=True)
+class GenerateBodyParams(GenerateParams):
+    """``POST /v1/tts/generate`` body."""
+
+    #: Return JSON with the audio (base64) and word and sentence timings.
+    timestamps: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +64,13 @@ class WsGenerateParams(GenerateParams):
 
     chunk_size: int | None = None
     request_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ContextParams(GenerateParams):
+    """Options of a WebSocket text-in context (given with its first ``append``)."""
+
+    output_format: str = "pcm"
 
 
 P = TypeVar("P", bound=GenerateParams)
@@ -80,6 +101,12 @@ def parse_query_params(cls: type[P], query: Mapping[str, str], *, max_text_chars
 
 def _from_query(name: str, value: str, field_type: Any) -> Any:
     kinds = str(field_type)
+    if "bool" in kinds:
+        if value.lower() in ("1", "true", "yes"):
+            return True
+        if value.lower() in ("0", "false", "no"):
+            return False
+        raise InvalidParameter(f"{name}: expected true or false, got {value[:40]!r}", field=name)
     try:
         if "int" in kinds:
             return int(value)
@@ -101,8 +128,12 @@ def _validate(params: P, *, max_text_chars: int) -> P:
         )
     if not 0.0 <= params.temperature <= 2.0:
         raise InvalidParameter("temperature: must be between 0 and 2", field="temperature")
-    if params.output_format not in OUTPUT_FORMATS:
-        raise InvalidParameter(f"output_format: must be one of {', '.join(OUTPUT_FORMATS)}", field="output_format")
+    if params.output_format not in FORMATS:
+        raise InvalidParameter(f"output_format: must be one of {', '.join(FORMATS)}", field="output_format")
+    if params.sample_rate is not None and not MIN_RATE <= params.sample_rate <= MAX_RATE:
+        raise InvalidParameter(f"sample_rate: must be between {MIN_RATE} and {MAX_RATE}", field="sample_rate")
+    if not MIN_SPEED <= params.speed <= MAX_SPEED:
+        raise InvalidParameter(f"speed: must be between {MIN_SPEED} and {MAX_SPEED}", field="speed")
     if not params.voice_id.strip() or len(params.voice_id) > MAX_ID_CHARS:
         raise InvalidParameter(f"voice_id: must be 1 to {MAX_ID_CHARS} characters", field="voice_id")
     chunk_size = getattr(params, "chunk_size", None)
@@ -139,6 +170,12 @@ def _structure_int(value: Any, _: type) -> int:
     return value
 
 
+def _structure_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
 def _structure_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number, got {type(value).__name__}")
@@ -152,3 +189,4 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 _converter.register_structure_hook(str, _structure_str)
 _converter.register_structure_hook(int, _structure_int)
 _converter.register_structure_hook(float, _structure_float)
+_converter.register_structure_hook(bool, _structure_bool)

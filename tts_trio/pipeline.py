@@ -2,23 +2,31 @@
 
 :func:`produce_audio` is the producer side of every stream. It runs in the
 stream's own nursery, synthesizes one sentence at a time through the pool
-and sends :class:`~tts_trio.audio.AudioChunk` items into a bounded channel
-that the protocol (REST, SSE, WebSocket) drains. When the stream's cancel
-scope is cancelled (stop, disconnect, shutdown) the pool stops the engine;
-when the protocol closes its receiving end the producer ends at its next
-send. Errors are delivered in-band as a :class:`StreamError` after the audio
-that was produced before them, so every protocol can report them in order.
+and sends items into a bounded channel that the protocol (REST, SSE,
+WebSocket, OpenAI) drains: :class:`~tts_trio.audio.AudioChunk` for audio and,
+after each sentence's audio, :class:`SentenceTimings` with the sentence's
+place in the stream and its words. When the stream's cancel scope is
+cancelled (stop, disconnect, shutdown) the pool stops the engine; when the
+protocol closes its receiving end the producer ends at its next send.
+Errors are delivered in-band as a :class:`StreamError` after the audio that
+was produced before them, so every protocol can report them in order.
+
+Sentences come either from a complete text (split lazily) or from an async
+iterator, which is how text streamed in by an LLM is spoken while it is
+still being written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any
 
 import attrs
 import trio
 
-from tts_trio.audio import AudioChunk, WordTiming
+from tts_trio.audio import AudioChunk, AudioFormat, WordTiming
 from tts_trio.errors import ApiError
 from tts_trio.pool import EnginePool
 from tts_trio.sentences import iter_sentences
@@ -34,6 +42,27 @@ class SynthesisJob:
     text: str
     voice: str
     max_sentence_chars: int = 400
+    voice_parameters: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class SentenceTimings:
+    """Where one sentence sits in the stream, with its words (times in seconds)."""
+
+    index: int
+    text: str
+    start: float
+    end: float
+    words: tuple[WordTiming, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "sentence": self.index,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "words": [word.to_dict() for word in self.words],
+        }
 
 
 @attrs.frozen
@@ -44,7 +73,7 @@ class StreamError:
     message: str
 
 
-StreamItem = AudioChunk | StreamError
+StreamItem = AudioChunk | SentenceTimings | StreamError
 
 
 @attrs.define
@@ -57,21 +86,19 @@ class StreamMetrics:
     sentences: int = 0
     chunk_count: int = 0
     total_bytes: int = 0
-    pcm_bytes: int = 0
-    timings: list[WordTiming] = attrs.field(factory=list)
+    audio_seconds: float = 0.0
 
-    def audio_sent(self, payload_bytes: int, pcm_bytes: int) -> None:
+    def audio_sent(self, payload_bytes: int) -> None:
         """Count one message or event that carried audio to the client."""
         if self.first_audio is None:
             self.first_audio = time.perf_counter()
         self.chunk_count += 1
         self.total_bytes += payload_bytes
-        self.pcm_bytes += pcm_bytes
 
     def finish(self) -> None:
         self.finished = time.perf_counter()
 
-    def to_dict(self, bytes_per_second: int) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         end = self.finished or time.perf_counter()
         first = None if self.first_audio is None else round(self.first_audio - self.started, 4)
         return {
@@ -80,8 +107,17 @@ class StreamMetrics:
             "total_bytes": self.total_bytes,
             "chunk_count": self.chunk_count,
             "sentences": self.sentences,
-            "audio_duration": round(self.pcm_bytes / bytes_per_second, 3) if bytes_per_second else None,
+            "audio_duration": round(self.audio_seconds, 3),
         }
+
+
+async def _sentences_of(source: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
+    if isinstance(source, AsyncIterable):
+        async for sentence in source:
+            yield sentence
+    else:
+        for sentence in source:
+            yield sentence
 
 
 async def produce_audio(
@@ -89,18 +125,33 @@ async def produce_audio(
     job: SynthesisJob,
     send: trio.MemorySendChannel[StreamItem],
     metrics: StreamMetrics,
+    sentences: Iterable[str] | AsyncIterable[str] | None = None,
 ) -> None:
     """Synthesize ``job`` sentence by sentence into ``send``; close it when done.
 
-    Never raises except ``trio.Cancelled``: a client that went away ends the
-    stream quietly, an engine failure is sent as a :class:`StreamError`.
+    ``sentences`` replaces splitting ``job.text`` when the text arrives over
+    time. Never raises except ``trio.Cancelled``: a client that went away
+    ends the stream quietly, an engine failure is sent as a :class:`StreamError`.
     """
+    fmt: AudioFormat = pool.audio_format
+    bytes_per_second = fmt.sample_rate * fmt.frame_size
+    source = sentences if sentences is not None else iter_sentences(job.text, max_chars=job.max_sentence_chars)
+    position = 0.0
     async with send:
         try:
-            for index, sentence in enumerate(iter_sentences(job.text, max_chars=job.max_sentence_chars)):
-                result = await pool.synthesize(sentence, sentence=index, voice=job.voice, send=send)  # type: ignore[arg-type]
+            index = 0
+            async for sentence in _sentences_of(source):
+                result = await pool.synthesize(
+                    sentence, sentence=index, voice=job.voice, send=send, voice_parameters=job.voice_parameters
+                )
+                duration = result.pcm_bytes / bytes_per_second
+                words = tuple(word.shifted(position) for word in result.words)
+                timings = SentenceTimings(index, sentence, round(position, 4), round(position + duration, 4), words)
+                position += duration
                 metrics.sentences += 1
-                metrics.timings.extend(result.timings)
+                metrics.audio_seconds = position
+                await send.send(timings)
+                index += 1
                 if not result.completed:
                     break
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -114,9 +165,10 @@ def open_audio_stream(
     nursery: trio.Nursery,
     pool: EnginePool,
     job: SynthesisJob,
+    sentences: Iterable[str] | AsyncIterable[str] | None = None,
 ) -> tuple[trio.MemoryReceiveChannel[StreamItem], StreamMetrics]:
     """Start :func:`produce_audio` in ``nursery``; return its receiving end and metrics."""
     send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)
     metrics = StreamMetrics()
-    nursery.start_soon(produce_audio, pool, job, send, metrics)
+    nursery.start_soon(produce_audio, pool, job, send, metrics, sentences)
     return receive, metrics

@@ -49,7 +49,10 @@ class SentenceResult:
     """What one sentence produced besides its audio."""
 
     completed: bool
-    timings: tuple[WordTiming, ...]
+    #: PCM bytes the engine produced for the sentence (sent or still to send).
+    pcm_bytes: int
+    #: Word timings relative to the sentence's start, where the engine reports them.
+    words: tuple[WordTiming, ...]
 
 
 class _Sink:
@@ -96,7 +99,8 @@ class EnginePool:
         *,
         sentence: int,
         voice: str,
-        send: trio.MemorySendChannel[AudioChunk],
+        send: trio.MemorySendChannel[Any],
+        voice_parameters: dict[str, Any] | None = None,
     ) -> SentenceResult:
         """Speak ``text`` into ``send`` as :class:`AudioChunk` items.
 
@@ -108,7 +112,7 @@ class EnginePool:
         async with self._limiter:
             engine = self._idle.pop()
             try:
-                result, overflow = await self._run(engine, text, sentence, voice, send)
+                result, overflow = await self._run(engine, text, sentence, voice, voice_parameters or {}, send)
             finally:
                 self._idle.append(engine)
         for chunk in overflow:
@@ -121,15 +125,18 @@ class EnginePool:
         text: str,
         sentence: int,
         voice: str,
-        send: trio.MemorySendChannel[AudioChunk],
+        voice_parameters: dict[str, Any],
+        send: trio.MemorySendChannel[Any],
     ) -> tuple[SentenceResult, list[AudioChunk]]:
         overflow: list[AudioChunk] = []
         timings: list[WordTiming] = []
+        produced = [0]
         cancelled = threading.Event()
 
         def emit(pcm: bytes) -> None:
             if cancelled.is_set():
                 return  # the stream was cancelled; whatever the engine still produces is dropped
+            produced[0] += len(pcm)
             chunk = AudioChunk(pcm, sentence)
             if overflow:
                 overflow.append(chunk)
@@ -142,9 +149,7 @@ class EnginePool:
                 raise _ConsumerGone from error
 
         def on_timing(info: Any) -> None:
-            timings.append(
-                WordTiming(sentence, -1, len(info.word), round(info.start_time * self.audio_format.sample_rate))
-            )
+            timings.append(WordTiming(str(info.word), round(info.start_time, 4), round(info.end_time, 4)))
 
         def work() -> bool:
             engine.queue = _Sink(emit)
@@ -192,7 +197,7 @@ class EnginePool:
         except Exception as error:
             log.error("engine %s failed on a sentence: %s", self.name, error, exc_info=log.isEnabledFor(logging.DEBUG))
             raise SynthesisFailed("the engine failed while synthesizing") from error
-        return SentenceResult(completed, tuple(timings)), overflow
+        return SentenceResult(completed, produced[0], tuple(timings)), overflow
 
     async def aclose(self) -> None:
         """Refuse new work, stop running work, and shut every instance down."""

@@ -26,6 +26,12 @@ _LOOKAHEAD = 64
 
 def iter_sentences(text: str, *, max_chars: int = 400, language: str = "en") -> Iterator[str]:
     """Yield the sentences of ``text`` in order, each stripped and non-empty."""
+    for start, end in _spans(text, max_chars=max_chars, language=language):
+        yield from _non_empty(text[start:end])
+
+
+def _spans(text: str, *, max_chars: int, language: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each sentence, the last one running to the end of ``text``."""
     detector = get_boundary_detector(language)
     start = 0
     index = 0
@@ -33,7 +39,7 @@ def iter_sentences(text: str, *, max_chars: int = 400, language: str = "en") -> 
     while index < length:
         if index - start >= max_chars:
             cut = _cut_point(text, start, index)
-            yield from _non_empty(text[start:cut])
+            yield start, cut
             start = index = cut
             continue
         char = text[index]
@@ -50,9 +56,42 @@ def iter_sentences(text: str, *, max_chars: int = 400, language: str = "en") -> 
             end += 1
         while end < length and text[end] in _CLOSING:
             end += 1
-        yield from _non_empty(text[start:end])
+        yield start, end
         start = index = end
-    yield from _non_empty(text[start:])
+    if start < length:
+        yield start, length
+
+
+class SentenceAssembler:
+    """Sentences from text that arrives in pieces (an LLM writing), as soon as each is certain.
+
+    A sentence is certain once text follows its end: "Dr." or "3." at the
+    very end of what has arrived may still continue. :meth:`flush` gives up
+    what is held, for when the writer pauses or is done.
+    """
+
+    def __init__(self, *, max_chars: int = 400, language: str = "en") -> None:
+        self._buffer = ""
+        self._max_chars = max_chars
+        self._language = language
+
+    @property
+    def pending(self) -> str:
+        return self._buffer
+
+    def feed(self, text: str) -> list[str]:
+        self._buffer += text
+        spans = list(_spans(self._buffer, max_chars=self._max_chars, language=self._language))
+        if len(spans) < 2:
+            return []
+        keep_from = spans[-1][0]
+        done = [sentence for start, end in spans[:-1] for sentence in _non_empty(self._buffer[start:end])]
+        self._buffer = self._buffer[keep_from:]
+        return done
+
+    def flush(self) -> list[str]:
+        text, self._buffer = self._buffer, ""
+        return list(iter_sentences(text, max_chars=self._max_chars, language=self._language))
 
 
 def _cut_point(text: str, start: int, limit: int) -> int:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tts_trio import __version__
-from tts_trio.engines import Voice, engine_spec, engine_voices, open_engine_pool
+from tts_trio.encoding import EncodingChoice, choose_encoding
+from tts_trio.engines import Voice, engine_spec, engine_variants, engine_voices, open_engine_pool
 from tts_trio.errors import VoiceNotFound
 from tts_trio.params import GenerateParams
 from tts_trio.pipeline import SynthesisJob
@@ -26,7 +27,9 @@ class TtsService:
         self.settings = settings
         self.pool = pool
         self.voices: dict[str, Voice] = {voice.id.lower(): voice for voice in engine_voices(pool)}
-        self.default_voice = engine_spec(pool.name).default_voice
+        self.variants: set[str] = set(engine_variants(pool))
+        self.spec = engine_spec(pool.name)
+        self.default_voice = self.spec.default_voice
         self.active_streams = 0
         self.started = time.monotonic()
 
@@ -41,12 +44,14 @@ class TtsService:
         """The engine's name for ``voice_id``; ``default`` is the engine's default voice."""
         if voice_id == "default":
             return self.default_voice
-        voice = self.voices.get(voice_id.lower())
-        if voice is None:
+        base, plus, variant = voice_id.partition("+")
+        voice = self.voices.get(base.lower())
+        if voice is None or (plus and variant not in self.variants):
             raise VoiceNotFound(
-                f"no voice {voice_id!r} on engine {self.pool.name!r}; GET /v1/voices lists them", field="voice_id"
+                f"no voice {voice_id!r} on engine {self.pool.name!r}; GET /v1/audio/voices lists them",
+                field="voice_id",
             )
-        return voice.id
+        return f"{voice.id}+{variant}" if plus else voice.id
 
     def job(self, params: GenerateParams) -> SynthesisJob:
         """Turn validated parameters into work for the pipeline (raises for unknown voices)."""
@@ -54,7 +59,13 @@ class TtsService:
             text=params.text,
             voice=self.resolve_voice(params.voice_id),
             max_sentence_chars=self.settings.max_sentence_chars,
+            # Always set: engine instances are shared, so nothing may carry over.
+            voice_parameters=self.spec.speed_parameters(params.speed),
         )
+
+    def encoding(self, params: GenerateParams) -> EncodingChoice:
+        """The validated output format and rate for a request (raises 422)."""
+        return choose_encoding(params.output_format, params.sample_rate, self.pool.audio_format)
 
     @contextmanager
     def track_stream(self) -> Iterator[None]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import trio
 
 from tts_trio.audio import AudioFormat
-from tts_trio.engines.espeak import DEFAULT_VOICE, EspeakEngine
+from tts_trio.engines.espeak import DEFAULT_VOICE, EspeakEngine, espeak_speed_parameters
 from tts_trio.pool import EnginePool
 from tts_trio.settings import Settings
 
@@ -44,6 +45,8 @@ class EngineSpec:
     device: str
     default_voice: str
     factory: Callable[[], EspeakEngine]
+    #: Engine voice parameters for a speaking rate (1.0 = normal).
+    speed_parameters: Callable[[float], dict[str, Any]]
 
 
 ENGINES: dict[str, EngineSpec] = {
@@ -53,6 +56,7 @@ ENGINES: dict[str, EngineSpec] = {
         device="cpu",
         default_voice=DEFAULT_VOICE,
         factory=EspeakEngine,
+        speed_parameters=espeak_speed_parameters,
     ),
 }
 
@@ -94,3 +98,9 @@ def engine_voices(pool: EnginePool) -> list[Voice]:
             )
         )
     return voices
+
+
+def engine_variants(pool: EnginePool) -> list[str]:
+    """Voice variants the pool's engine accepts as ``<voice>+<variant>`` (may be none)."""
+    get_variants = getattr(pool.engines[0], "get_variants", None)
+    return list(get_variants()) if get_variants else []

@@ -42,6 +42,17 @@ STOP_GRACE = 2.0
 _WORKER_SCRIPT = Path(__file__).with_name("espeak_worker.py")
 
 
+#: espeak-ng's words per minute at speed 1.0, and the range it accepts.
+NORMAL_RATE = 175
+MIN_RATE = 80
+MAX_RATE = 1000
+
+
+def espeak_speed_parameters(speed: float) -> dict[str, Any]:
+    """espeak-ng's rate for a speed factor, within what espeak-ng can do (0.46x to 5.7x)."""
+    return {"rate": max(MIN_RATE, min(MAX_RATE, round(NORMAL_RATE * speed)))}
+
+
 class EngineFailure(Exception):
     """Raised when the engine cannot synthesize; the message is for logs, not clients."""
 
@@ -101,7 +112,7 @@ class _Worker:
 class EspeakEngine(BaseEngine):  # type: ignore[misc]
     """espeak-ng through a worker process; 22050 Hz mono 16-bit."""
 
-    def __init__(self, voice: str = DEFAULT_VOICE, rate: int = 175, pitch: int = 50) -> None:
+    def __init__(self, voice: str = DEFAULT_VOICE, rate: int = NORMAL_RATE, pitch: int = 50) -> None:
         # BaseEngine's metaclass runs BaseEngine.__init__ after this one, so
         # only our own attributes are set here; engine_name is set in post_init.
         self._voice = voice
@@ -113,6 +124,7 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
         self._busy_request: int | None = None
         self._sample_rate = 22050
         self._voices: list[dict[str, Any]] = []
+        self._variants: list[str] = []
 
     def post_init(self) -> None:
         self.engine_name = "system"
@@ -125,6 +137,7 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
         hello = worker.hello()
         self._sample_rate = int(hello["sample_rate"])
         self._voices = list(hello["voices"])
+        self._variants = list(hello.get("variants", []))
 
     def _ensure_worker(self) -> _Worker:
         with self._lock:
@@ -179,6 +192,10 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
     def get_voices(self) -> list[dict[str, Any]]:
         return list(self._voices)
 
+    def get_variants(self) -> list[str]:
+        """espeak-ng voice variants, usable as ``<voice>+<variant>`` (e.g. ``en-us+f3``)."""
+        return list(self._variants)
+
     def set_voice(self, voice: Any) -> None:
         self._voice = str(voice)
 
@@ -201,6 +218,7 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
         worker = self._ensure_worker()
         completed = False
         consumer_error: BaseException | None = None
+        words: list[list[int]] = []
         try:
             worker.hello()
             self._request_id = (self._request_id + 1) & 0xFFFFFFFF
@@ -222,13 +240,16 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
                             consumer_error = error
                             self.stop()
                 elif kind == b"W":
-                    if not stopping:
-                        self._put_timings(text, json.loads(payload))
+                    words = json.loads(payload)
                 elif kind == b"D":
                     completed = True
                     if consumer_error is not None:
                         raise consumer_error
-                    return not json.loads(payload).get("aborted", False)
+                    done = json.loads(payload)
+                    if done.get("aborted", False):
+                        return False
+                    self._put_timings(text, words, int(done.get("samples", 0)))
+                    return True
                 elif kind == b"E":
                     completed = True
                     raise EngineFailure(json.loads(payload).get("message", "espeak error"))
@@ -245,10 +266,22 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
             if not completed:
                 self._discard_worker(replace=True)
 
-    def _put_timings(self, text: str, words: list[list[int]]) -> None:
-        for index, (offset, length, sample) in enumerate(words):
-            end = words[index + 1][2] if index + 1 < len(words) else None
-            word = text[offset : offset + length] if offset >= 0 else ""
-            start_s = sample / self._sample_rate
-            end_s = end / self._sample_rate if end is not None else start_s
-            self.timings.put(TimingInfo(start_s, end_s, word))
+    def _put_timings(self, text: str, words: list[list[int]], total_samples: int) -> None:
+        """Word events as RealtimeTTS ``TimingInfo``: a word lasts until the next one starts.
+
+        espeak reports a number such as "3.5" as several events inside the
+        same span of text, and an empty event at the end; those are merged
+        into their word or dropped.
+        """
+        merged: list[list[int]] = []  # [offset, end offset, start sample]
+        for offset, length, sample in words:
+            if offset < 0 or length <= 0:
+                continue
+            if merged and offset < merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], offset + length)
+                continue
+            merged.append([offset, offset + length, sample])
+        for index, (offset, end_offset, sample) in enumerate(merged):
+            end = merged[index + 1][2] if index + 1 < len(merged) else total_samples
+            word = text[offset:end_offset].strip()
+            self.timings.put(TimingInfo(sample / self._sample_rate, max(sample, end) / self._sample_rate, word))

@@ -109,6 +109,20 @@ def _list_voices(lib: ctypes.CDLL) -> list[dict[str, object]]:
     return voices
 
 
+def _list_variants(lib: ctypes.CDLL) -> list[str]:
+    """Voice variants ("m3", "f2", "klatt", ...) from espeak-ng's data directory."""
+    import os
+
+    lib.espeak_Info.restype = ctypes.c_char_p
+    path = ctypes.c_char_p()
+    lib.espeak_Info(ctypes.byref(path))
+    folder = os.path.join((path.value or b"").decode(), "voices", "!v")
+    try:
+        return sorted(entry for entry in os.listdir(folder) if not entry.startswith("."))
+    except OSError:
+        return []
+
+
 class _Worker:
     def __init__(self, lib: ctypes.CDLL, out: BinaryIO) -> None:
         self.lib = lib
@@ -120,6 +134,7 @@ class _Worker:
         self.samples = 0
         self.words: list[list[int]] = []
         self.voice = ""
+        self.identifiers: dict[str, str] = {}
         self.abort = False
         self.aborted = False
         self.callback = _Callback(self._on_audio)
@@ -169,7 +184,13 @@ class _Worker:
         self.aborted = False
         voice = str(request.get("voice") or "en")
         if voice != self.voice:
-            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            # Voices are named by language ("en-gb"), optionally with a variant
+            # ("en-gb+m3"); espeak selects by file identifier ("gmw/en+m3").
+            language, _, variant = voice.partition("+")
+            name = self.identifiers.get(language.lower(), language)
+            if variant:
+                name = f"{name}+{variant}"
+            if self.lib.espeak_SetVoiceByName(name.encode()) != 0:
                 self.frame(b"E", json.dumps({"message": f"unknown voice {voice!r}"}).encode())
                 self.out.flush()
                 return
@@ -215,7 +236,9 @@ def main() -> int:
         worker.frame(b"E", json.dumps({"message": "espeak_Initialize failed"}).encode())
         stdout.flush()
         return 1
-    hello = {"sample_rate": sample_rate, "voices": _list_voices(lib)}
+    voices = _list_voices(lib)
+    worker.identifiers = {str(voice["id"]).lower(): str(voice["identifier"]) for voice in voices}
+    hello = {"sample_rate": sample_rate, "voices": voices, "variants": _list_variants(lib)}
     worker.frame(b"H", json.dumps(hello).encode())
     stdout.flush()
     while True:

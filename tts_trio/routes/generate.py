@@ -1,17 +1,25 @@
-"""``POST /v1/tts/generate``: the whole text as one WAV (or raw PCM) response."""
+"""``POST /v1/tts/generate``: the whole text as one file, or JSON with word timings.
+
+The audio is a complete file in ``output_format`` (WAV gets exact sizes in
+its header). With ``"timestamps": true`` the answer is JSON instead: the
+same file base64-encoded, its format, and the start and end of every
+sentence and (where the engine reports them) every word.
+"""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import trio
-from quart import Blueprint, Response
+from quart import Blueprint, Response, jsonify
 
 from tts_trio.app import current_service, current_settings
-from tts_trio.audio import wav_file
+from tts_trio.audio import AudioChunk
+from tts_trio.encoding import encode_complete, is_cheap
 from tts_trio.errors import SynthesisFailed
-from tts_trio.params import GenerateParams, parse_json_params
-from tts_trio.pipeline import StreamError, open_audio_stream
+from tts_trio.params import GenerateBodyParams, parse_json_params
+from tts_trio.pipeline import SentenceTimings, StreamError, open_audio_stream
 from tts_trio.routes.json_body import read_json_body
 
 blueprint = Blueprint("generate", __name__)
@@ -21,11 +29,13 @@ blueprint = Blueprint("generate", __name__)
 async def generate() -> Any:
     settings = current_settings()
     body = await read_json_body(settings.max_body_bytes)
-    params = parse_json_params(GenerateParams, body, max_text_chars=settings.max_text_chars)
+    params = parse_json_params(GenerateBodyParams, body, max_text_chars=settings.max_text_chars)
     service = current_service()
     job = service.job(params)
+    choice = service.encoding(params)
     fmt = service.pool.audio_format
     pcm = bytearray()
+    sentences: list[SentenceTimings] = []
     failure: StreamError | None = None
     with service.track_stream():
         async with trio.open_nursery() as nursery:
@@ -35,15 +45,29 @@ async def generate() -> Any:
                     if isinstance(item, StreamError):
                         failure = item
                         break
-                    pcm += item.pcm
+                    if isinstance(item, AudioChunk):
+                        pcm += item.pcm
+                    else:
+                        sentences.append(item)
     if failure is not None:
         raise SynthesisFailed(failure.message)
-    payload = wav_file(fmt, bytes(pcm)) if params.output_format == "wav" else bytes(pcm)
-    metrics.audio_sent(len(payload), len(pcm))
+    if is_cheap(choice, fmt):
+        payload = encode_complete(fmt, choice, bytes(pcm))
+    else:
+        payload = await trio.to_thread.run_sync(encode_complete, fmt, choice, bytes(pcm))
+    metrics.audio_sent(len(payload))
     metrics.finish()
-    headers = fmt.headers(params.output_format)
-    headers["X-Audio-Duration"] = f"{fmt.duration(len(pcm)):.3f}"
-    headers["X-Generation-Time"] = f"{metrics.to_dict(fmt.sample_rate * fmt.frame_size)['generation_time']}"
-    # Raw PCM is little-endian, which audio/L16 (big-endian by RFC 2586) is not.
-    mimetype = "audio/wav" if params.output_format == "wav" else "application/octet-stream"
-    return Response(payload, mimetype=mimetype, headers=headers)
+    headers = choice.headers(fmt)
+    headers["X-Audio-Duration"] = f"{metrics.audio_seconds:.3f}"
+    headers["X-Generation-Time"] = f"{metrics.to_dict()['generation_time']}"
+    if params.timestamps:
+        return jsonify(
+            {
+                "audio": base64.b64encode(payload).decode(),
+                "format": choice.describe(fmt),
+                "duration": round(metrics.audio_seconds, 4),
+                "sentences": [sentence.to_dict() for sentence in sentences],
+                "words": [word.to_dict() for sentence in sentences for word in sentence.words],
+            }
+        )
+    return Response(payload, mimetype=choice.content_type, headers=headers)

@@ -1,11 +1,12 @@
 """``GET /v1/tts/stream-sse``: audio as Server-Sent Events while it is synthesized.
 
-Events, in order: ``format`` (how to decode the audio), ``audio`` with
-``{"chunk": base64, "index": n}`` (n from 1, each decoded chunk at most
-``chunk_size`` bytes), then ``metrics`` and ``done``; or ``error`` if the
-engine fails mid-stream. With ``output_format=wav`` (the default) the first
-chunk starts with an open-ended WAV header, so the decoded chunks joined
-together are a playable ``.wav`` file; ``pcm`` sends bare samples.
+Events, in order: ``format`` (how to decode the audio), then ``audio``
+events ``{"chunk": base64, "index": n}`` (n from 1, each decoded chunk at
+most ``chunk_size`` bytes) with a ``timings`` event after each sentence's
+audio, then ``metrics`` and ``done``; or ``error`` if the engine fails
+mid-stream. The decoded chunks joined in order are one continuous file in
+``output_format``: with ``wav`` (the default) the first chunk starts with an
+open-ended WAV header, so the joined chunks play as a ``.wav`` file.
 
 The producer runs in the app's nursery under the stream's own cancel scope;
 the body generator only reads the channel. When the client disconnects the
@@ -24,7 +25,9 @@ import trio
 from quart import Blueprint, Response, current_app, request
 
 from tts_trio.app import current_service, current_settings
-from tts_trio.audio import AudioFormat, frame_aligned, split_chunks, streaming_wav_header
+from tts_trio.audio import AudioChunk, frame_aligned, split_chunks
+from tts_trio.encoding import EncodingChoice
+from tts_trio.output import EncodedOutput
 from tts_trio.params import SseParams, parse_query_params
 from tts_trio.pipeline import CHANNEL_CAPACITY, StreamError, StreamItem, StreamMetrics, SynthesisJob, produce_audio
 from tts_trio.service import TtsService
@@ -32,8 +35,20 @@ from tts_trio.service import TtsService
 blueprint = Blueprint("sse", __name__)
 
 
-def _event(name: str, data: dict[str, Any]) -> bytes:
+def sse_event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def audio_events(data: bytes, chunk_size: int, first_index: int, metrics: StreamMetrics) -> tuple[bytes, int]:
+    """``audio`` events for ``data`` (one write for all: per-event writes cost more than synthesis)."""
+    events = []
+    index = first_index
+    for piece in split_chunks(data, chunk_size):
+        index += 1
+        chunk = base64.b64encode(piece).decode()
+        events.append(f'event: audio\ndata: {{"chunk":"{chunk}","index":{index}}}\n\n')
+        metrics.audio_sent(len(piece))
+    return "".join(events).encode(), index
 
 
 @blueprint.get("/v1/tts/stream-sse")
@@ -42,15 +57,18 @@ async def stream_sse() -> Any:
     params = parse_query_params(SseParams, request.args.to_dict(flat=True), max_text_chars=settings.max_text_chars)
     service = current_service()
     job = service.job(params)
+    choice = service.encoding(params)
     fmt = service.pool.audio_format
+    # Raw PCM chunks stay whole frames so each one can be decoded on its own.
+    chunk_size = frame_aligned(params.chunk_size, fmt) if choice.output_format == "pcm" else params.chunk_size
     # The body runs after this handler returns, outside the app context, so it
     # gets the app's nursery now.
     nursery: trio.Nursery = current_app.nursery  # type: ignore[attr-defined]
-    body = _sse_body(nursery, service, job, fmt, params.output_format, frame_aligned(params.chunk_size, fmt))
+    body = _sse_body(nursery, service, job, choice, chunk_size)
     headers = {
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",  # tell nginx not to buffer the stream
-        **fmt.headers(params.output_format),
+        **choice.headers(fmt),
     }
     response = Response(body, mimetype="text/event-stream", headers=headers)
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would cut long streams
@@ -58,7 +76,7 @@ async def stream_sse() -> Any:
 
 
 async def _sse_body(
-    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, fmt: AudioFormat, output_format: str, chunk_size: int
+    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, chunk_size: int
 ) -> AsyncIterator[bytes]:
     send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)
     metrics = StreamMetrics()
@@ -69,30 +87,27 @@ async def _sse_body(
             await produce_audio(service.pool, job, send, metrics)
 
     nursery.start_soon(run_stream)
-    pending_header = streaming_wav_header(fmt) if output_format == "wav" else b""
+    output = EncodedOutput(service.pool.audio_format, choice)
     index = 0
     with service.track_stream():
         try:
-            yield _event("format", fmt.describe(output_format))
+            yield sse_event("format", choice.describe(service.pool.audio_format))
             async for item in receive:
                 if isinstance(item, StreamError):
-                    yield _event("error", {"code": item.code, "message": item.message})
+                    yield sse_event("error", {"code": item.code, "message": item.message})
                     return
-                header_left = len(pending_header)
-                data = pending_header + item.pcm
-                pending_header = b""
-                events = []
-                for piece in split_chunks(data, chunk_size):
-                    index += 1
-                    chunk = base64.b64encode(piece).decode()
-                    events.append(f'event: audio\ndata: {{"chunk":"{chunk}","index":{index}}}\n\n')
-                    metrics.audio_sent(len(piece), max(0, len(piece) - header_left))
-                    header_left = max(0, header_left - len(piece))
-                # One write per engine chunk: per-event writes cost more than synthesis.
-                yield "".join(events).encode()
+                if isinstance(item, AudioChunk):
+                    events, index = audio_events(await output.encode(item.pcm), chunk_size, index, metrics)
+                    if events:
+                        yield events
+                else:
+                    yield sse_event("timings", item.to_dict())
+            events, index = audio_events(await output.finish(), chunk_size, index, metrics)
+            if events:
+                yield events
             metrics.finish()
-            yield _event("metrics", metrics.to_dict(fmt.sample_rate * fmt.frame_size))
-            yield _event("done", {"status": "complete"})
+            yield sse_event("metrics", metrics.to_dict())
+            yield sse_event("done", {"status": "complete"})
         finally:
             scope.cancel()
             receive.close()

@@ -1,25 +1,37 @@
-"""``WS /v1/tts/stream``: generate, stop and ping over one socket.
+"""``WS /v1/tts/stream``: generate, stop and ping, plus text-in streaming contexts.
 
-Client messages are JSON text: ``{"action": "generate", "text": ...}``,
-``{"action": "stop"}``, ``{"action": "ping"}``. For each generation the
-server sends ``{"type": "start", ...}`` (request id and audio format), binary
-audio messages, then ``{"type": "metrics", "data": {...}}`` and
-``{"type": "done"}``.
+Client messages are JSON text. The seed's actions:
 
-* A ``generate`` while another runs is queued (up to ``ws_max_queued``) and
-  starts when the previous one ends, so a voice agent can send sentence
-  after sentence; beyond that limit the client gets a ``queue_full`` error.
-* ``stop`` cancels the running generation and every queued one; the server
-  answers ``{"type": "stopped"}`` after the last audio message of the
-  cancelled generation, and never sends audio of it afterwards.
-* ``ping`` is answered with ``{"type": "pong"}`` at once, between audio
-  messages of a running generation.
-* Bad messages get ``{"type": "error", "code", "message"}`` and the socket
-  stays open.
+* ``{"action": "generate", "text": ...}``: the server sends
+  ``{"type": "start", ...}`` (request id and audio format), binary audio
+  messages with a ``{"type": "timings", ...}`` message after each sentence,
+  then ``{"type": "metrics", "data": {...}}`` and ``{"type": "done"}``. A
+  ``generate`` while another runs is queued (up to ``ws_max_queued``) and
+  starts when the previous one ends; beyond that the client gets a
+  ``queue_full`` error.
+* ``{"action": "stop"}`` cancels the running generation, every queued one and
+  every context; the server answers ``{"type": "stopped"}`` after the last
+  audio message of what it cancelled and never sends audio of it afterwards.
+  ``{"action": "stop", "context_id": ...}`` stops one context.
+* ``{"action": "ping"}`` is answered with ``{"type": "pong"}`` at once,
+  between audio messages of running generations.
 
-By default each binary message is a complete small WAV file, so a browser
-can hand every message to ``decodeAudioData`` (the seed's JavaScript client
-does); ``"output_format": "pcm"`` sends bare samples instead.
+Text-in streaming, for LLM output (see docs/streaming-input.md):
+``{"action": "append", "context_id", "text"}`` adds text to a context
+(created by its first ``append``, which may also carry ``voice_id``,
+``output_format``, ``sample_rate`` and ``speed``); sentences are spoken as
+soon as their end is certain; ``flush`` speaks what is held; ``end`` says no
+more text will come. Several contexts can run on one socket at once; their
+audio comes as ``{"type": "audio", "context_id", "chunk": base64, "index"}``
+so it cannot be confused.
+
+Bad messages get ``{"type": "error", "code", "message"}`` and the socket
+stays open.
+
+With ``output_format: "wav"`` (the default for ``generate``) each binary
+message is a complete small WAV file, so a browser can hand every message to
+``decodeAudioData`` (the seed's JavaScript client does). Every other format
+is one continuous stream across the messages of a generation.
 
 All sends go through one lock and are shielded from cancellation: a send
 interrupted half-way would corrupt the socket for every later message.
@@ -27,8 +39,10 @@ interrupted half-way would corrupt the socket for every later message.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import math
 from typing import Any
 
 import attrs
@@ -36,10 +50,13 @@ import trio
 from quart import Blueprint, websocket
 
 from tts_trio.app import current_service, current_settings
-from tts_trio.audio import AudioFormat, frame_aligned, split_chunks, wav_file
-from tts_trio.errors import ApiError, BadRequest, InvalidJson, QueueFull, UnknownAction
-from tts_trio.params import WsGenerateParams, parse_json_params
-from tts_trio.pipeline import StreamError, SynthesisJob, open_audio_stream
+from tts_trio.audio import AudioChunk, AudioFormat, frame_aligned, split_chunks, wav_file
+from tts_trio.encoding import EncodingChoice
+from tts_trio.errors import ApiError, BadRequest, InvalidJson, InvalidParameter, QueueFull, TextTooLong, UnknownAction
+from tts_trio.output import EncodedOutput
+from tts_trio.params import ContextParams, WsGenerateParams, parse_json_params
+from tts_trio.pipeline import StreamError, StreamMetrics, SynthesisJob, open_audio_stream
+from tts_trio.sentences import SentenceAssembler
 from tts_trio.service import TtsService
 from tts_trio.settings import Settings
 
@@ -48,6 +65,8 @@ blueprint = Blueprint("websocket", __name__)
 
 #: A send that takes longer than this means the client stopped reading.
 SEND_TIMEOUT = 30.0
+#: Text-in contexts one socket may have open at once.
+MAX_CONTEXTS = 16
 _WAV_HEADER_BYTES = 44
 
 
@@ -59,8 +78,23 @@ class ClientStalled(Exception):
 class _Generation:
     job: SynthesisJob
     params: WsGenerateParams
+    choice: EncodingChoice
     request_id: str
     epoch: int
+
+
+@attrs.define
+class _Context:
+    """A text-in stream: text arrives in pieces, sentences go to the pipeline."""
+
+    context_id: str
+    job: SynthesisJob
+    choice: EncodingChoice
+    assembler: SentenceAssembler
+    sentences: trio.MemorySendChannel[str]
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    received_chars: int = 0
+    ended: bool = False
 
 
 @blueprint.websocket("/v1/tts/stream")
@@ -71,7 +105,7 @@ async def stream_ws() -> None:
 
 
 class _Session:
-    """One WebSocket connection: a reader loop plus a task that runs generations in order."""
+    """One WebSocket connection: a reader loop, a generation queue, text-in contexts."""
 
     def __init__(self, ws: Any, service: TtsService, settings: Settings) -> None:
         self.ws = ws
@@ -83,10 +117,13 @@ class _Session:
         self._running: trio.CancelScope | None = None
         self._running_id: str | None = None
         self._queue_send, self._queue_receive = trio.open_memory_channel[_Generation](settings.ws_max_queued)
+        self._contexts: dict[str, _Context] = {}
+        self._nursery: trio.Nursery | None = None
 
     async def run(self) -> None:
         await self.ws.accept()
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._run_generations)
             while True:
                 message = await self.ws.receive()
@@ -109,41 +146,146 @@ class _Session:
         if action == "ping":
             await self._send_json({"type": "pong"})
         elif action == "stop":
-            await self._stop()
-        elif action == "generate":
+            await self._stop(data.get("context_id"))
+        elif action in ("generate", "append", "flush", "end"):
             try:
-                self._enqueue(data)
+                if action == "generate":
+                    self._enqueue(data)
+                else:
+                    self._context_action(action, data)
             except ApiError as error:
-                request_id = data.get("request_id")
-                if isinstance(request_id, str) and "request_id" not in error.details:
-                    error.details["request_id"] = request_id[:128]
+                for key in ("request_id", "context_id"):
+                    value = data.get(key)
+                    if isinstance(value, str) and key not in error.details:
+                        error.details[key] = value[:128]
                 raise
         elif action is None:
-            raise BadRequest("the message has no 'action'; use generate, stop or ping")
+            raise BadRequest("the message has no 'action'; use generate, stop, ping, append, flush or end")
         else:
-            raise UnknownAction(f"unknown action {str(action)[:40]!r}; use generate, stop or ping")
+            raise UnknownAction(f"unknown action {str(action)[:40]!r}; use generate, stop, ping, append, flush or end")
 
     def _enqueue(self, data: dict[str, Any]) -> None:
         params = parse_json_params(WsGenerateParams, data, max_text_chars=self.settings.max_text_chars)
         job = self.service.job(params)
+        choice = self.service.encoding(params)
         self._counter += 1
         request_id = params.request_id or f"g{self._counter}"
         try:
-            self._queue_send.send_nowait(_Generation(job, params, request_id, self._epoch))
+            self._queue_send.send_nowait(_Generation(job, params, choice, request_id, self._epoch))
         except trio.WouldBlock:
             raise QueueFull(
                 f"{self.settings.ws_max_queued} generations are already queued; wait for 'done' or send 'stop'",
                 request_id=request_id,
             ) from None
 
-    async def _stop(self) -> None:
+    async def _stop(self, context_id: Any) -> None:
+        if context_id is not None:
+            context = self._contexts.get(str(context_id))
+            if context is None:
+                raise InvalidParameter(f"no open context {str(context_id)[:40]!r}", field="context_id")
+            context.scope.cancel()
+            await self._send_json({"type": "stopped", "context_id": context.context_id})
+            return
         self._epoch += 1  # queued generations of older epochs are skipped
         stopped_id = self._running_id
         if self._running is not None:
             self._running.cancel()
-        # The send lock orders this after any audio send in flight; the
-        # cancelled generation cannot start another one.
+        for context in self._contexts.values():
+            context.scope.cancel()
+        # The send lock orders this after any audio send in flight; what was
+        # cancelled cannot start another one.
         await self._send_json({"type": "stopped", "request_id": stopped_id})
+
+    # -- text-in contexts ---------------------------------------------------
+    def _context_action(self, action: str, data: dict[str, Any]) -> None:
+        context_id = data.get("context_id")
+        if not isinstance(context_id, str) or not 0 < len(context_id) <= 128:
+            raise InvalidParameter("context_id: a string of 1 to 128 characters is required", field="context_id")
+        context = self._contexts.get(context_id)
+        if action == "append":
+            text = data.get("text")
+            if not isinstance(text, str) or not text:
+                raise InvalidParameter("text: a non-empty string is required", field="text")
+            if context is None:
+                context = self._open_context(context_id, data)
+            elif set(data) - {"context_id", "text"}:
+                raise InvalidParameter("options can only be given with a context's first append", field="context_id")
+            if context.ended:
+                raise InvalidParameter(f"context {context_id!r} has ended", field="context_id")
+            context.received_chars += len(text)
+            if context.received_chars > self.settings.max_text_chars:
+                context.scope.cancel()
+                raise TextTooLong(f"a context may receive at most {self.settings.max_text_chars} characters")
+            for sentence in context.assembler.feed(text):
+                context.sentences.send_nowait(sentence)
+            return
+        if context is None:
+            raise InvalidParameter(f"no open context {context_id!r}", field="context_id")
+        if set(data) - {"context_id"}:
+            raise InvalidParameter(f"{action} takes only a context_id", field="context_id")
+        for sentence in context.assembler.flush():
+            context.sentences.send_nowait(sentence)
+        if action == "end":
+            context.ended = True
+            context.sentences.close()
+
+    def _open_context(self, context_id: str, data: dict[str, Any]) -> _Context:
+        if len(self._contexts) >= MAX_CONTEXTS:
+            raise QueueFull(f"at most {MAX_CONTEXTS} contexts may be open on one socket")
+        options = {key: value for key, value in data.items() if key not in ("context_id", "text")}
+        params = parse_json_params(ContextParams, {"text": "-", **options}, max_text_chars=self.settings.max_text_chars)
+        # Bounded by the context's character limit, not by a message count.
+        send, receive = trio.open_memory_channel[str](math.inf)
+        context = _Context(
+            context_id=context_id,
+            job=self.service.job(params),
+            choice=self.service.encoding(params),
+            assembler=SentenceAssembler(max_chars=self.settings.max_sentence_chars),
+            sentences=send,
+        )
+        self._contexts[context_id] = context
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_context, context, receive)
+        return context
+
+    async def _run_context(self, context: _Context, sentences: trio.MemoryReceiveChannel[str]) -> None:
+        fmt = self.service.pool.audio_format
+        base = {"context_id": context.context_id}
+        try:
+            with context.scope:
+                await self._send_json({"type": "start", **base, "format": context.choice.describe(fmt)})
+                output = EncodedOutput(fmt, context.choice)
+                index = 0
+
+                async def send_audio(data: bytes, metrics: StreamMetrics) -> None:
+                    nonlocal index
+                    for piece in split_chunks(data, 65536):
+                        index += 1
+                        chunk = base64.b64encode(piece).decode()
+                        await self._send_json({"type": "audio", **base, "chunk": chunk, "index": index})
+                        metrics.audio_sent(len(piece))
+
+                with self.service.track_stream():
+                    async with trio.open_nursery() as nursery:
+                        receive, metrics = open_audio_stream(nursery, self.service.pool, context.job, sentences)
+                        async with receive:
+                            async for item in receive:
+                                if isinstance(item, StreamError):
+                                    await self._send_json(
+                                        {"type": "error", **base, "code": item.code, "message": item.message}
+                                    )
+                                    return
+                                if isinstance(item, AudioChunk):
+                                    await send_audio(await output.encode(item.pcm), metrics)
+                                else:
+                                    await self._send_json({"type": "timings", **base, **item.to_dict()})
+                    await send_audio(await output.finish(), metrics)
+                metrics.finish()
+                await self._send_json({"type": "metrics", **base, "data": metrics.to_dict()})
+                await self._send_json({"type": "done", **base})
+        finally:
+            context.sentences.close()
+            self._contexts.pop(context.context_id, None)
 
     # -- generations -----------------------------------------------------
     async def _run_generations(self) -> None:
@@ -160,10 +302,11 @@ class _Session:
     async def _generate(self, generation: _Generation) -> None:
         fmt = self.service.pool.audio_format
         params = generation.params
-        await self._send_json(
-            {"type": "start", "request_id": generation.request_id, "format": fmt.describe(params.output_format)}
-        )
+        request = {"request_id": generation.request_id}
+        await self._send_json({"type": "start", **request, "format": generation.choice.describe(fmt)})
         failure: StreamError | None = None
+        per_message_wav = generation.choice.output_format == "wav"
+        output = EncodedOutput(fmt, generation.choice if not per_message_wav else _same_rate_pcm(generation.choice))
         with self.service.track_stream():
             async with trio.open_nursery() as nursery:
                 receive, metrics = open_audio_stream(nursery, self.service.pool, generation.job)
@@ -172,18 +315,22 @@ class _Session:
                         if isinstance(item, StreamError):
                             failure = item
                             break
-                        for message, pcm_bytes in _audio_messages(item.pcm, fmt, params):
-                            await self._send(message)
-                            metrics.audio_sent(len(message), pcm_bytes)
+                        if isinstance(item, AudioChunk):
+                            data = await output.encode(item.pcm)
+                            for message in _audio_messages(data, fmt, generation.choice, params.chunk_size):
+                                await self._send(message)
+                                metrics.audio_sent(len(message))
+                        else:
+                            await self._send_json({"type": "timings", **request, **item.to_dict()})
+            for message in _audio_messages(await output.finish(), fmt, generation.choice, params.chunk_size):
+                await self._send(message)
+                metrics.audio_sent(len(message))
         metrics.finish()
         if failure is not None:
-            await self._send_json(
-                {"type": "error", "code": failure.code, "message": failure.message, "request_id": generation.request_id}
-            )
+            await self._send_json({"type": "error", **request, "code": failure.code, "message": failure.message})
             return
-        data = metrics.to_dict(fmt.sample_rate * fmt.frame_size)
-        await self._send_json({"type": "metrics", "request_id": generation.request_id, "data": data})
-        await self._send_json({"type": "done", "request_id": generation.request_id})
+        await self._send_json({"type": "metrics", **request, "data": metrics.to_dict()})
+        await self._send_json({"type": "done", **request})
 
     # -- outgoing ---------------------------------------------------------
     async def _send_json(self, payload: dict[str, Any]) -> None:
@@ -198,12 +345,19 @@ class _Session:
                 raise ClientStalled("the client did not read for too long")
 
 
-def _audio_messages(pcm: bytes, fmt: AudioFormat, params: WsGenerateParams) -> list[tuple[bytes, int]]:
-    """Binary messages for one engine chunk, with the PCM bytes each carries."""
-    wav = params.output_format == "wav"
-    if params.chunk_size is None:
-        pieces = [pcm]
-    else:
-        room = params.chunk_size - (_WAV_HEADER_BYTES if wav else 0)
-        pieces = list(split_chunks(pcm, frame_aligned(room, fmt)))
-    return [(wav_file(fmt, piece) if wav else piece, len(piece)) for piece in pieces]
+def _same_rate_pcm(choice: EncodingChoice) -> EncodingChoice:
+    """Per-message WAV files are built from PCM at the chosen rate."""
+    return EncodingChoice("pcm", choice.sample_rate)
+
+
+def _audio_messages(data: bytes, fmt: AudioFormat, choice: EncodingChoice, chunk_size: int | None) -> list[bytes]:
+    """Binary messages for encoded data: whole WAV files for ``wav``, stream pieces otherwise."""
+    if not data:
+        return []
+    if choice.output_format != "wav":
+        return [data] if chunk_size is None else list(split_chunks(data, chunk_size))
+    target = attrs.evolve(fmt, sample_rate=choice.sample_rate)
+    if chunk_size is None:
+        return [wav_file(target, data)]
+    room = frame_aligned(chunk_size - _WAV_HEADER_BYTES, target)
+    return [wav_file(target, piece) for piece in split_chunks(data, room)]
