@@ -184,7 +184,9 @@ class _AvEncoder:
         # Ogg pages are flushed every 100 ms of audio so Opus streams start promptly.
         options = {"page_duration": "100000"} if container_format == "ogg" else {}
         self._container = av.open(self._out, mode="w", format=container_format, options=options)
-        self._stream = self._container.add_stream(codec, rate=self._rate)
+        stream = self._container.add_stream(codec, rate=self._rate)
+        assert isinstance(stream, av.audio.stream.AudioStream)
+        self._stream = stream
         self._stream.codec_context.layout = "mono"
         self._pts = 0
         self._closed = False

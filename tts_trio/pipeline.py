@@ -172,3 +172,36 @@ def open_audio_stream(
     metrics = StreamMetrics()
     nursery.start_soon(produce_audio, pool, job, send, metrics, sentences)
     return receive, metrics
+
+
+@attrs.define
+class DetachedStream:
+    """A stream whose producer runs in a long-lived nursery (the app's), for response bodies.
+
+    A streaming response body is an async generator that runs after its
+    handler returned, so it cannot own a nursery; the producer runs in the
+    app's nursery under this stream's own cancel scope instead. The body must
+    call :meth:`close` in its ``finally`` (it is synchronous, as cleanup of a
+    closed generator must be): that cancels the producer, which stops the
+    engine.
+    """
+
+    receive: trio.MemoryReceiveChannel[StreamItem]
+    metrics: StreamMetrics
+    scope: trio.CancelScope
+
+    @classmethod
+    def start(cls, nursery: trio.Nursery, pool: EnginePool, job: SynthesisJob) -> DetachedStream:
+        send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)
+        stream = cls(receive, StreamMetrics(), trio.CancelScope())
+
+        async def run() -> None:
+            with stream.scope:
+                await produce_audio(pool, job, send, stream.metrics)
+
+        nursery.start_soon(run)
+        return stream
+
+    def close(self) -> None:
+        self.scope.cancel()
+        self.receive.close()

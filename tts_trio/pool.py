@@ -156,6 +156,8 @@ class EnginePool:
             engine.timings = _Sink(on_timing)
             try:
                 engine.set_voice(voice)
+                if voice_parameters:
+                    engine.set_voice_parameters(**voice_parameters)
                 return bool(engine.synthesize(text))
             finally:
                 engine.queue = _Sink(_drop)

@@ -29,7 +29,7 @@ from tts_trio.audio import AudioChunk, frame_aligned, split_chunks
 from tts_trio.encoding import EncodingChoice
 from tts_trio.output import EncodedOutput
 from tts_trio.params import SseParams, parse_query_params
-from tts_trio.pipeline import CHANNEL_CAPACITY, StreamError, StreamItem, StreamMetrics, SynthesisJob, produce_audio
+from tts_trio.pipeline import DetachedStream, StreamError, StreamMetrics, SynthesisJob
 from tts_trio.service import TtsService
 
 blueprint = Blueprint("sse", __name__)
@@ -78,21 +78,14 @@ async def stream_sse() -> Any:
 async def _sse_body(
     nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, chunk_size: int
 ) -> AsyncIterator[bytes]:
-    send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)
-    metrics = StreamMetrics()
-    scope = trio.CancelScope()
-
-    async def run_stream() -> None:
-        with scope:
-            await produce_audio(service.pool, job, send, metrics)
-
-    nursery.start_soon(run_stream)
+    stream = DetachedStream.start(nursery, service.pool, job)
+    metrics = stream.metrics
     output = EncodedOutput(service.pool.audio_format, choice)
     index = 0
     with service.track_stream():
         try:
             yield sse_event("format", choice.describe(service.pool.audio_format))
-            async for item in receive:
+            async for item in stream.receive:
                 if isinstance(item, StreamError):
                     yield sse_event("error", {"code": item.code, "message": item.message})
                     return
@@ -109,5 +102,4 @@ async def _sse_body(
             yield sse_event("metrics", metrics.to_dict())
             yield sse_event("done", {"status": "complete"})
         finally:
-            scope.cancel()
-            receive.close()
+            stream.close()

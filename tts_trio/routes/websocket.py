@@ -180,7 +180,7 @@ class _Session:
 
     async def _stop(self, context_id: Any) -> None:
         if context_id is not None:
-            context = self._contexts.get(str(context_id))
+            context = self._contexts.pop(str(context_id), None)
             if context is None:
                 raise InvalidParameter(f"no open context {str(context_id)[:40]!r}", field="context_id")
             context.scope.cancel()
@@ -192,6 +192,8 @@ class _Session:
             self._running.cancel()
         for context in self._contexts.values():
             context.scope.cancel()
+        # Forgotten at once: the id is free again even while the engine winds down.
+        self._contexts.clear()
         # The send lock orders this after any audio send in flight; what was
         # cancelled cannot start another one.
         await self._send_json({"type": "stopped", "request_id": stopped_id})
@@ -285,7 +287,8 @@ class _Session:
                 await self._send_json({"type": "done", **base})
         finally:
             context.sentences.close()
-            self._contexts.pop(context.context_id, None)
+            if self._contexts.get(context.context_id) is context:
+                del self._contexts[context.context_id]
 
     # -- generations -----------------------------------------------------
     async def _run_generations(self) -> None:
