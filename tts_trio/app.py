@@ -40,9 +40,9 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 30
     app.extensions["tts_settings"] = settings
 
-    from tts_trio.routes import generate, health, openai, sse, websocket
+    from tts_trio.routes import generate, health, openai, pages, sse, websocket
 
-    for module in (health, generate, sse, websocket, openai):
+    for module in (health, generate, sse, websocket, openai, pages):
         app.register_blueprint(module.blueprint)
 
     @app.before_serving
