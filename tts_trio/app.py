@@ -36,13 +36,15 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     """Build the app; the engine starts when the app starts serving."""
     settings = settings or Settings.load()
     app = QuartTrio(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Quart's own check (Content-Length only) is the outer bound; each route
+    # counts bytes against its own limit (JSON bodies vs. voice uploads).
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_upload_bytes)
     app.config["BODY_TIMEOUT"] = 30
     app.extensions["tts_settings"] = settings
 
-    from tts_trio.routes import generate, health, openai, pages, sse, websocket
+    from tts_trio.routes import generate, health, openai, pages, sse, voices, websocket
 
-    for module in (health, generate, sse, websocket, openai, pages):
+    for module in (health, generate, sse, websocket, openai, voices, pages):
         app.register_blueprint(module.blueprint)
 
     @app.before_serving

@@ -89,6 +89,13 @@ class VoiceNotFound(NotFound):
     code = "voice_not_found"
 
 
+class VoiceNotSupported(ApiError):
+    """Raised when a custom (cloned) voice is used with an engine that cannot clone."""
+
+    status = 422
+    code = "voice_not_supported"
+
+
 class MethodNotAllowed(ApiError):
     """Raised when a route exists but not for this HTTP method."""
 

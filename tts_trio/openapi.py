@@ -50,6 +50,10 @@ _SYNTHESIS_FIELDS: dict[str, Any] = {
 }
 
 
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
@@ -131,6 +135,56 @@ def build_spec() -> dict[str, Any]:
                 "get": {
                     "summary": "Engine voices, variants and OpenAI voice names",
                     "responses": {"200": {"description": "Voices"}},
+                }
+            },
+            "/v1/voices": {
+                "get": {
+                    "summary": "Built-in and custom voices, marked by kind, with the current one",
+                    "responses": {"200": {"description": "Voices"}},
+                }
+            },
+            "/v1/voices/create": {
+                "post": {
+                    "summary": "Create a custom voice from reference audio (3 to 30 s; wav, mp3, flac, ogg, ...)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["name", "audio_file"],
+                                    "properties": {
+                                        "name": {"type": "string", "maxLength": 64},
+                                        "language": {"type": "string", "default": "en"},
+                                        "audio_file": {"type": "string", "format": "binary"},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "The stored voice"},
+                        "409": _json(_ERROR, "A voice with this name exists"),
+                        **_errors(400, 413, 422),
+                    },
+                }
+            },
+            "/v1/voices/{voice_id}": {
+                "delete": {
+                    "summary": "Delete a custom voice (the current voice falls back to the default)",
+                    "parameters": [_path("voice_id")],
+                    "responses": {
+                        "200": {"description": "Deleted"},
+                        "409": _json(_ERROR, "A built-in voice"),
+                        **_errors(404),
+                    },
+                }
+            },
+            "/v1/voices/{voice_id}/set": {
+                "post": {
+                    "summary": "Make a voice the current one (used when a request names none)",
+                    "parameters": [_path("voice_id")],
+                    "responses": {"200": {"description": "The current voice"}, **_errors(404, 422)},
                 }
             },
             "/v1/models": {

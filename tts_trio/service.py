@@ -10,22 +10,28 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import trio
+
 from tts_trio import __version__
 from tts_trio.encoding import EncodingChoice, choose_encoding
-from tts_trio.engines import Voice, engine_spec, engine_variants, engine_voices, open_engine_pool
-from tts_trio.errors import VoiceNotFound
+from tts_trio.engines import Voice, cloning_engines, engine_spec, engine_variants, engine_voices, open_engine_pool
+from tts_trio.errors import VoiceNotFound, VoiceNotSupported
 from tts_trio.params import GenerateParams
 from tts_trio.pipeline import SynthesisJob
 from tts_trio.pool import EnginePool
 from tts_trio.settings import Settings
+from tts_trio.voices import VoiceStore
 
 
 class TtsService:
     """Everything a request needs besides itself."""
 
-    def __init__(self, settings: Settings, pool: EnginePool) -> None:
+    def __init__(self, settings: Settings, pool: EnginePool, store: VoiceStore) -> None:
         self.settings = settings
         self.pool = pool
+        self.store = store
+        #: Serializes voice-store writes in this process (names must stay unique).
+        self.store_lock = trio.Lock()
         self.voices: dict[str, Voice] = {voice.id.lower(): voice for voice in engine_voices(pool)}
         self.variants: set[str] = set(engine_variants(pool))
         self.spec = engine_spec(pool.name)
@@ -35,20 +41,49 @@ class TtsService:
 
     @classmethod
     async def open(cls, settings: Settings) -> TtsService:
-        return cls(settings, await open_engine_pool(settings))
+        store = VoiceStore(settings.voices_path)
+        await trio.to_thread.run_sync(store.open)
+        return cls(settings, await open_engine_pool(settings), store)
 
     async def aclose(self) -> None:
         await self.pool.aclose()
 
+    def can_clone(self) -> bool:
+        """Whether the current engine can speak with a custom voice's reference audio."""
+        return self.spec.cloning
+
+    def current_voice_id(self) -> str:
+        """The voice used when a request names none: the one set, or ``default``."""
+        return self.store.current() or "default"
+
     def resolve_voice(self, voice_id: str) -> str:
-        """The engine's name for ``voice_id``; ``default`` is the engine's default voice."""
+        """What the engine gets for ``voice_id``: a voice name, or a reference file for a custom voice.
+
+        ``default`` is the current voice (``POST /v1/voices/{id}/set``), and
+        the engine's own default when none is set or the one set is gone.
+        """
         if voice_id == "default":
+            current = self.store.current()
+            if current is not None:
+                try:
+                    return self.resolve_voice(current)
+                except (VoiceNotFound, VoiceNotSupported):
+                    pass
             return self.default_voice
+        if voice_id.startswith("v_"):
+            reference = self.store.reference_path(voice_id)
+            if not self.can_clone():
+                raise VoiceNotSupported(
+                    f"{voice_id!r} is a custom voice; engine {self.pool.name!r} cannot clone voices "
+                    f"(engines that can: {', '.join(cloning_engines()) or 'none installed'})",
+                    field="voice_id",
+                )
+            return str(reference)
         base, plus, variant = voice_id.partition("+")
         voice = self.voices.get(base.lower())
         if voice is None or (plus and variant not in self.variants):
             raise VoiceNotFound(
-                f"no voice {voice_id!r} on engine {self.pool.name!r}; GET /v1/audio/voices lists them",
+                f"no voice {voice_id!r} on engine {self.pool.name!r}; GET /v1/voices lists them",
                 field="voice_id",
             )
         return f"{voice.id}+{variant}" if plus else voice.id
@@ -83,7 +118,7 @@ class TtsService:
             "version": __version__,
             "engine": self.pool.name,
             "device": self.pool.device,
-            "voices": len(self.voices),
+            "voices": len(self.voices) + len(self.store.list()),
             "audio": self.pool.audio_format.describe("pcm"),
             "slots": {"total": slots.total, "in_use": slots.in_use, "waiting": slots.waiting},
             "active_streams": self.active_streams,

@@ -27,6 +27,9 @@ ENV_VARS: dict[str, str] = {
     "max_body_bytes": "TTS_MAX_BODY_BYTES",
     "max_sentence_chars": "TTS_MAX_SENTENCE_CHARS",
     "ws_max_queued": "TTS_WS_MAX_QUEUED",
+    "max_upload_bytes": "TTS_MAX_UPLOAD_BYTES",
+    "voice_min_seconds": "TTS_VOICE_MIN_SECONDS",
+    "voice_max_seconds": "TTS_VOICE_MAX_SECONDS",
     "ws_max_message_bytes": "TTS_WS_MAX_MESSAGE_BYTES",
     "graceful_timeout": "TTS_GRACEFUL_TIMEOUT",
     "log_level": "TTS_LOG_LEVEL",
@@ -90,6 +93,10 @@ class Settings:
     #: holds a slot (or delays cancellation) for long.
     max_sentence_chars: int = attrs.field(default=400, validator=_between(20, 100_000))
     ws_max_queued: int = attrs.field(default=8, validator=_between(0, 1000))
+    #: Voice uploads: counted while reading, with or without Content-Length.
+    max_upload_bytes: int = attrs.field(default=20 << 20, validator=_between(1024, 1 << 31))
+    voice_min_seconds: float = attrs.field(default=3.0, validator=_between(0.1, 600))
+    voice_max_seconds: float = attrs.field(default=30.0, validator=_between(0.5, 3600))
     ws_max_message_bytes: int = attrs.field(default=1 << 20, validator=_between(1024, 1 << 30))
     graceful_timeout: float = attrs.field(default=5.0, validator=_between(0, 3600))
     log_level: str = attrs.field(default="info", validator=_one_of(*LOG_LEVELS))

@@ -47,6 +47,8 @@ class EngineSpec:
     factory: Callable[[], EspeakEngine]
     #: Engine voice parameters for a speaking rate (1.0 = normal).
     speed_parameters: Callable[[float], dict[str, Any]]
+    #: Whether the engine speaks with a custom voice's reference audio.
+    cloning: bool = False
 
 
 ENGINES: dict[str, EngineSpec] = {
@@ -104,3 +106,8 @@ def engine_variants(pool: EnginePool) -> list[str]:
     """Voice variants the pool's engine accepts as ``<voice>+<variant>`` (may be none)."""
     get_variants = getattr(pool.engines[0], "get_variants", None)
     return list(get_variants()) if get_variants else []
+
+
+def cloning_engines() -> list[str]:
+    """Names of the engines this server can run that clone voices from reference audio."""
+    return sorted(name for name, spec in ENGINES.items() if spec.cloning)
