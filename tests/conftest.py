@@ -14,7 +14,8 @@ from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
 from tts_trio.app import create_app
-from tts_trio.engines import open_engine_pool
+from tts_trio.engines import open_engine
+from tts_trio.hardware import detect_device
 from tts_trio.pool import EnginePool
 from tts_trio.service import TtsService
 from tts_trio.settings import Settings
@@ -40,7 +41,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def pool(settings: Settings) -> AsyncIterator[EnginePool]:
-    pool = await open_engine_pool(settings)
+    pool = (await open_engine(settings, detect_device())).pool
     try:
         yield pool
     finally:

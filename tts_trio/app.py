@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.before_serving
     async def open_service() -> None:
-        app.extensions["tts"] = await TtsService.open(settings)
+        app.extensions["tts"] = await TtsService.open(settings, app.nursery)  # type: ignore[attr-defined]
         log.info("engine %s ready with %d slots", settings.engine, app.extensions["tts"].pool.statistics().total)
 
     @app.after_serving

@@ -9,7 +9,7 @@ import trio
 import typer
 
 from tts_trio import __version__
-from tts_trio.engines import UnknownEngine, engine_spec
+from tts_trio.engines import UnknownEngine, catalog_entry
 from tts_trio.settings import LOG_LEVELS, Settings, SettingsError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="tts-trio: a streaming text-to-speech server.")
@@ -58,7 +58,10 @@ def serve(
     }
     try:
         settings = Settings.load(overrides)
-        engine_spec(settings.engine)
+        entry = catalog_entry(settings.engine)
+        availability = entry.availability(settings)
+        if not availability.available:
+            raise SettingsError(f"engine {entry.name!r} cannot start here: {availability.reason}")
         if config is not None and not config.is_file():
             raise SettingsError(f"invalid setting --config: no file {str(config)!r}")
         hc_config = hypercorn_config(settings, config, bind_given=host is not None or port is not None)

@@ -37,10 +37,12 @@ CHANNEL_CAPACITY = 16
 
 @attrs.frozen
 class SynthesisJob:
-    """What to say and how, after validation and voice resolution."""
+    """What to say and how, after validation and voice resolution, on which engine."""
 
+    pool: EnginePool
     text: str
-    voice: str
+    #: The engine's voice (a name or a reference file); None keeps the engine's own.
+    voice: str | None
     max_sentence_chars: int = 400
     voice_parameters: dict[str, Any] = attrs.field(factory=dict)
 
@@ -121,7 +123,6 @@ async def _sentences_of(source: Iterable[str] | AsyncIterable[str]) -> AsyncIter
 
 
 async def produce_audio(
-    pool: EnginePool,
     job: SynthesisJob,
     send: trio.MemorySendChannel[StreamItem],
     metrics: StreamMetrics,
@@ -133,6 +134,7 @@ async def produce_audio(
     time. Never raises except ``trio.Cancelled``: a client that went away
     ends the stream quietly, an engine failure is sent as a :class:`StreamError`.
     """
+    pool = job.pool
     fmt: AudioFormat = pool.audio_format
     bytes_per_second = fmt.sample_rate * fmt.frame_size
     source = sentences if sentences is not None else iter_sentences(job.text, max_chars=job.max_sentence_chars)
@@ -163,14 +165,13 @@ async def produce_audio(
 
 def open_audio_stream(
     nursery: trio.Nursery,
-    pool: EnginePool,
     job: SynthesisJob,
     sentences: Iterable[str] | AsyncIterable[str] | None = None,
 ) -> tuple[trio.MemoryReceiveChannel[StreamItem], StreamMetrics]:
     """Start :func:`produce_audio` in ``nursery``; return its receiving end and metrics."""
     send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)
     metrics = StreamMetrics()
-    nursery.start_soon(produce_audio, pool, job, send, metrics, sentences)
+    nursery.start_soon(produce_audio, job, send, metrics, sentences)
     return receive, metrics
 
 
@@ -191,13 +192,13 @@ class DetachedStream:
     scope: trio.CancelScope
 
     @classmethod
-    def start(cls, nursery: trio.Nursery, pool: EnginePool, job: SynthesisJob) -> DetachedStream:
+    def start(cls, nursery: trio.Nursery, job: SynthesisJob) -> DetachedStream:
         send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)
         stream = cls(receive, StreamMetrics(), trio.CancelScope())
 
         async def run() -> None:
             with stream.scope:
-                await produce_audio(pool, job, send, stream.metrics)
+                await produce_audio(job, send, stream.metrics)
 
         nursery.start_soon(run)
         return stream

@@ -30,6 +30,7 @@ import attrs
 import trio
 
 from tts_trio.audio import AudioChunk, AudioFormat, WordTiming
+from tts_trio.engine_formats import Converter, Passthrough
 from tts_trio.errors import EngineUnavailable, SynthesisFailed
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,14 @@ class _ConsumerGone(Exception):
 class EnginePool:
     """Instances of one engine, lent out one sentence at a time."""
 
-    def __init__(self, name: str, engines: Sequence[Any], audio_format: AudioFormat, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        name: str,
+        engines: Sequence[Any],
+        audio_format: AudioFormat,
+        device: str = "cpu",
+        converter: Callable[[], Converter] | None = None,
+    ) -> None:
         if not engines:
             raise ValueError("an engine pool needs at least one engine instance")
         self.name = name
@@ -83,6 +91,8 @@ class EnginePool:
         self._engines = tuple(engines)
         self._idle = list(engines)
         self._limiter = trio.CapacityLimiter(len(engines))
+        #: Makes a per-sentence converter from the engine's output to 16-bit PCM.
+        self._converter: Callable[[], Converter] = converter or Passthrough
         self._closed = False
 
     @property
@@ -98,7 +108,7 @@ class EnginePool:
         text: str,
         *,
         sentence: int,
-        voice: str,
+        voice: str | None,
         send: trio.MemorySendChannel[Any],
         voice_parameters: dict[str, Any] | None = None,
     ) -> SentenceResult:
@@ -124,7 +134,7 @@ class EnginePool:
         engine: Any,
         text: str,
         sentence: int,
-        voice: str,
+        voice: str | None,
         voice_parameters: dict[str, Any],
         send: trio.MemorySendChannel[Any],
     ) -> tuple[SentenceResult, list[AudioChunk]]:
@@ -151,14 +161,26 @@ class EnginePool:
         def on_timing(info: Any) -> None:
             timings.append(WordTiming(str(info.word), round(info.start_time, 4), round(info.end_time, 4)))
 
+        converter = self._converter()
+
+        def emit_converted(data: bytes) -> None:
+            pcm = converter.feed(data)
+            if pcm:
+                emit(pcm)
+
         def work() -> bool:
-            engine.queue = _Sink(emit)
+            engine.queue = _Sink(emit_converted)
             engine.timings = _Sink(on_timing)
             try:
-                engine.set_voice(voice)
+                if voice is not None:
+                    engine.set_voice(voice)
                 if voice_parameters:
                     engine.set_voice_parameters(**voice_parameters)
-                return bool(engine.synthesize(text))
+                completed = bool(engine.synthesize(text))
+                tail = converter.flush()
+                if tail:
+                    emit(tail)
+                return completed
             finally:
                 engine.queue = _Sink(_drop)
                 engine.timings = _Sink(_drop)

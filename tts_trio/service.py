@@ -1,63 +1,124 @@
-"""The running server's shared state: settings, the engine pool, voices, counters.
+"""The running server's shared state: settings, the current engine, voices, counters.
 
 One :class:`TtsService` is opened when the app starts serving and closed when
 it stops; routes reach it through :func:`tts_trio.app.current_service`.
+
+Engine switching: the current engine can be replaced while streams run.
+Each job carries the pool it was resolved against, so a stream that started
+before a switch finishes on the old engine; the old engine is shut down when
+its last stream ends. A switch that fails to load leaves the old engine
+current.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import trio
 
 from tts_trio import __version__
 from tts_trio.encoding import EncodingChoice, choose_encoding
-from tts_trio.engines import Voice, cloning_engines, engine_spec, engine_variants, engine_voices, open_engine_pool
+from tts_trio.engines import LoadedEngine, cloning_engines, open_engine
 from tts_trio.errors import VoiceNotFound, VoiceNotSupported
+from tts_trio.hardware import Device, detect_device
 from tts_trio.params import GenerateParams
 from tts_trio.pipeline import SynthesisJob
 from tts_trio.pool import EnginePool
 from tts_trio.settings import Settings
 from tts_trio.voices import VoiceStore
 
+log = logging.getLogger(__name__)
+
 
 class TtsService:
     """Everything a request needs besides itself."""
 
-    def __init__(self, settings: Settings, pool: EnginePool, store: VoiceStore) -> None:
+    def __init__(self, settings: Settings, engine: LoadedEngine, store: VoiceStore, device: Device) -> None:
         self.settings = settings
-        self.pool = pool
+        self.engine = engine
         self.store = store
+        self.device = device
         #: Serializes voice-store writes in this process (names must stay unique).
         self.store_lock = trio.Lock()
-        self.voices: dict[str, Voice] = {voice.id.lower(): voice for voice in engine_voices(pool)}
-        self.variants: set[str] = set(engine_variants(pool))
-        self.spec = engine_spec(pool.name)
-        self.default_voice = self.spec.default_voice
+        #: One switch at a time.
+        self.switch_lock = trio.Lock()
         self.active_streams = 0
         self.started = time.monotonic()
+        self._streams_per_pool: dict[EnginePool, int] = {}
+        self._retired: list[EnginePool] = []
+        self._nursery: trio.Nursery | None = None
 
     @classmethod
-    async def open(cls, settings: Settings) -> TtsService:
+    async def open(cls, settings: Settings, nursery: trio.Nursery | None = None) -> TtsService:
         store = VoiceStore(settings.voices_path)
         await trio.to_thread.run_sync(store.open)
-        return cls(settings, await open_engine_pool(settings), store)
+        device = await trio.to_thread.run_sync(detect_device)
+        service = cls(settings, await open_engine(settings, device), store, device)
+        service._nursery = nursery
+        return service
 
     async def aclose(self) -> None:
-        await self.pool.aclose()
+        for pool in [self.engine.pool, *self._retired]:
+            await pool.aclose()
 
+    # -- the current engine ------------------------------------------------
+    @property
+    def pool(self) -> EnginePool:
+        return self.engine.pool
+
+    @property
+    def voices(self) -> dict[str, Any]:
+        return self.engine.voices
+
+    @property
+    def variants(self) -> frozenset[str]:
+        return self.engine.variants
+
+    @property
+    def default_voice(self) -> str:
+        return self.engine.default_voice or "default"
+
+    async def switch(self, name: str, config: dict[str, Any] | None) -> LoadedEngine:
+        """Load ``name`` off the event loop and make it current; on failure the old one stays."""
+        async with self.switch_lock:
+            loaded = await open_engine(self.settings, self.device, name, config)
+            old, self.engine = self.engine, loaded
+            log.info("switched engine from %s to %s", old.name, loaded.name)
+            self._retire(old.pool)
+            return loaded
+
+    def _retire(self, pool: EnginePool) -> None:
+        """Shut ``pool`` down once no stream uses it any more."""
+        if self._streams_per_pool.get(pool, 0) == 0:
+            self._close_later(pool)
+        else:
+            self._retired.append(pool)
+
+    def _close_later(self, pool: EnginePool) -> None:
+        async def close() -> None:
+            await pool.aclose()
+
+        if self._nursery is not None:
+            self._nursery.start_soon(close)
+
+    def loaded_names(self) -> set[str]:
+        return {self.engine.name, *(pool.name for pool in self._retired)}
+
+    # -- voices ----------------------------------------------------------
     def can_clone(self) -> bool:
         """Whether the current engine can speak with a custom voice's reference audio."""
-        return self.spec.cloning
+        return self.engine.cloning
 
     def current_voice_id(self) -> str:
         """The voice used when a request names none: the one set, or ``default``."""
         return self.store.current() or "default"
 
-    def resolve_voice(self, voice_id: str) -> str:
-        """What the engine gets for ``voice_id``: a voice name, or a reference file for a custom voice.
+    def resolve_voice(self, voice_id: str) -> str | None:
+        """What the engine gets for ``voice_id``: a voice name, a reference file, or None (its own default).
 
         ``default`` is the current voice (``POST /v1/voices/{id}/set``), and
         the engine's own default when none is set or the one set is gone.
@@ -69,13 +130,13 @@ class TtsService:
                     return self.resolve_voice(current)
                 except (VoiceNotFound, VoiceNotSupported):
                     pass
-            return self.default_voice
+            return self.engine.default_voice
         if voice_id.startswith("v_"):
             reference = self.store.reference_path(voice_id)
             if not self.can_clone():
                 raise VoiceNotSupported(
                     f"{voice_id!r} is a custom voice; engine {self.pool.name!r} cannot clone voices "
-                    f"(engines that can: {', '.join(cloning_engines()) or 'none installed'})",
+                    f"(engines that can: {', '.join(cloning_engines())})",
                     field="voice_id",
                 )
             return str(reference)
@@ -86,30 +147,41 @@ class TtsService:
                 f"no voice {voice_id!r} on engine {self.pool.name!r}; GET /v1/voices lists them",
                 field="voice_id",
             )
-        return f"{voice.id}+{variant}" if plus else voice.id
+        return f"{voice.id}+{variant}" if plus else str(voice.id)
 
     def job(self, params: GenerateParams) -> SynthesisJob:
-        """Turn validated parameters into work for the pipeline (raises for unknown voices)."""
+        """Turn validated parameters into work for the pipeline, bound to the current engine."""
+        engine = self.engine
         return SynthesisJob(
+            pool=engine.pool,
             text=params.text,
             voice=self.resolve_voice(params.voice_id),
             max_sentence_chars=self.settings.max_sentence_chars,
             # Always set: engine instances are shared, so nothing may carry over.
-            voice_parameters=self.spec.speed_parameters(params.speed),
+            voice_parameters=engine.speed_parameters(params.speed),
         )
 
-    def encoding(self, params: GenerateParams) -> EncodingChoice:
+    def encoding(self, params: GenerateParams, job: SynthesisJob) -> EncodingChoice:
         """The validated output format and rate for a request (raises 422)."""
-        return choose_encoding(params.output_format, params.sample_rate, self.pool.audio_format)
+        return choose_encoding(params.output_format, params.sample_rate, job.pool.audio_format)
 
     @contextmanager
-    def track_stream(self) -> Iterator[None]:
-        """Count a stream as active for as long as the block runs."""
+    def track_stream(self, pool: EnginePool) -> Iterator[None]:
+        """Count a stream as active on ``pool`` for as long as the block runs."""
         self.active_streams += 1
+        self._streams_per_pool[pool] = self._streams_per_pool.get(pool, 0) + 1
         try:
             yield
         finally:
             self.active_streams -= 1
+            remaining = self._streams_per_pool[pool] - 1
+            if remaining:
+                self._streams_per_pool[pool] = remaining
+            else:
+                del self._streams_per_pool[pool]
+                if pool in self._retired:
+                    self._retired.remove(pool)
+                    self._close_later(pool)
 
     def health(self) -> dict[str, object]:
         slots = self.pool.statistics()
@@ -118,6 +190,7 @@ class TtsService:
             "version": __version__,
             "engine": self.pool.name,
             "device": self.pool.device,
+            "hardware": self.device.describe(),
             "voices": len(self.voices) + len(self.store.list()),
             "audio": self.pool.audio_format.describe("pcm"),
             "slots": {"total": slots.total, "in_use": slots.in_use, "waiting": slots.waiting},

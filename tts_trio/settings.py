@@ -101,7 +101,8 @@ class Settings:
     graceful_timeout: float = attrs.field(default=5.0, validator=_between(0, 3600))
     log_level: str = attrs.field(default="info", validator=_one_of(*LOG_LEVELS))
     debug: bool = False
-    chatterbox_model_type: str = "standard"
+    #: RealtimeTTS 0.8.10's ChatterboxEngine has only the turbo model.
+    chatterbox_model_type: str = "turbo"
     azure_speech_key: str | None = attrs.field(default=None, repr=False)
     azure_speech_region: str | None = None
     elevenlabs_api_key: str | None = attrs.field(default=None, repr=False)

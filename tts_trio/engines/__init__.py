@@ -1,33 +1,51 @@
-"""The engine registry: which engines this server can run, and how to start one.
+"""Engines: start one from the catalog as a pool of instances, and what the service needs to know.
 
-Each engine is opened as an :class:`~tts_trio.pool.EnginePool` of instances,
-one per synthesis slot. Only engines that can speak on this machine are
-listed; the default ``system`` engine (espeak-ng) needs no network, no model
-download and no GPU.
+:mod:`tts_trio.engines.catalog` lists every engine (availability, options,
+capabilities); this module turns a catalog entry and a config into an
+:class:`~tts_trio.pool.EnginePool` with one instance per synthesis slot,
+started in worker threads so a slow model load never blocks the server.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import trio
 
-from tts_trio.audio import AudioFormat
-from tts_trio.engines.espeak import DEFAULT_VOICE, EspeakEngine, espeak_speed_parameters
+from tts_trio.engine_formats import output_format
+from tts_trio.engines.catalog import (
+    CATALOG,
+    EngineConfig,
+    EngineLoadError,
+    UnknownEngine,
+    catalog_entry,
+    parse_config,
+)
+from tts_trio.engines.espeak import DEFAULT_VOICE, espeak_speed_parameters
+from tts_trio.hardware import Device
 from tts_trio.pool import EnginePool
 from tts_trio.settings import Settings
 
+__all__ = [
+    "CATALOG",
+    "EngineLoadError",
+    "LoadedEngine",
+    "UnknownEngine",
+    "Voice",
+    "catalog_entry",
+    "cloning_engines",
+    "open_engine",
+]
 
-class UnknownEngine(Exception):
-    """Raised when the configured engine is not one this server has."""
+#: Engine voice parameters for a speaking rate (1.0 = normal), where the engine has one.
+SPEED_PARAMETERS: dict[str, Callable[[float], dict[str, Any]]] = {"system": espeak_speed_parameters}
 
 
 @attrs.frozen
 class Voice:
-    """A voice a client can name in ``voice_id``."""
+    """A built-in voice a client can name in ``voice_id``."""
 
     id: str
     name: str
@@ -37,77 +55,72 @@ class Voice:
 
 
 @attrs.frozen
-class EngineSpec:
-    """How to build one engine family."""
+class LoadedEngine:
+    """A started engine: its pool plus what requests need to know about it."""
 
-    name: str
-    description: str
-    device: str
-    default_voice: str
-    factory: Callable[[], EspeakEngine]
-    #: Engine voice parameters for a speaking rate (1.0 = normal).
-    speed_parameters: Callable[[float], dict[str, Any]]
-    #: Whether the engine speaks with a custom voice's reference audio.
-    cloning: bool = False
+    pool: EnginePool
+    config: EngineConfig
+    #: The voice name the engine uses when a request names none; None keeps the engine's own.
+    default_voice: str | None
+    voices: dict[str, Voice]
+    variants: frozenset[str]
+    cloning: bool
 
+    @property
+    def name(self) -> str:
+        return self.pool.name
 
-ENGINES: dict[str, EngineSpec] = {
-    "system": EngineSpec(
-        name="system",
-        description="espeak-ng, the platform synthesizer: offline, CPU, 22050 Hz mono",
-        device="cpu",
-        default_voice=DEFAULT_VOICE,
-        factory=EspeakEngine,
-        speed_parameters=espeak_speed_parameters,
-    ),
-}
-
-
-def engine_spec(name: str) -> EngineSpec:
-    try:
-        return ENGINES[name]
-    except KeyError:
-        raise UnknownEngine(f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}") from None
-
-
-def default_slots(spec: EngineSpec) -> int:
-    """Slots when none are configured: one per CPU core for a CPU engine."""
-    return max(1, os.cpu_count() or 1)
-
-
-async def open_engine_pool(settings: Settings) -> EnginePool:
-    """Start ``settings.slots`` instances of the configured engine, in parallel threads."""
-    spec = engine_spec(settings.engine)
-    slots = settings.slots or default_slots(spec)
-    engines = [spec.factory() for _ in range(slots)]
-    async with trio.open_nursery() as nursery:
-        for engine in engines:
-            nursery.start_soon(trio.to_thread.run_sync, engine.start)
-    _, channels, rate = engines[0].get_stream_info()
-    return EnginePool(spec.name, engines, AudioFormat(sample_rate=rate, sample_width=2, channels=channels), spec.device)
-
-
-def engine_voices(pool: EnginePool) -> list[Voice]:
-    """The built-in voices of the pool's engine."""
-    voices = []
-    for entry in pool.engines[0].get_voices():
-        voices.append(
-            Voice(
-                id=str(entry["id"]),
-                name=str(entry["name"]),
-                language=str(entry["id"]),
-                gender=str(entry.get("gender", "unknown")),
-            )
-        )
-    return voices
-
-
-def engine_variants(pool: EnginePool) -> list[str]:
-    """Voice variants the pool's engine accepts as ``<voice>+<variant>`` (may be none)."""
-    get_variants = getattr(pool.engines[0], "get_variants", None)
-    return list(get_variants()) if get_variants else []
+    def speed_parameters(self, speed: float) -> dict[str, Any]:
+        make = SPEED_PARAMETERS.get(self.name)
+        return make(speed) if make else {}
 
 
 def cloning_engines() -> list[str]:
-    """Names of the engines this server can run that clone voices from reference audio."""
-    return sorted(name for name, spec in ENGINES.items() if spec.cloning)
+    """Engines (in the catalog) that speak with a custom voice's reference audio."""
+    return [name for name, entry in CATALOG.items() if entry.capabilities.cloning]
+
+
+async def open_engine(
+    settings: Settings, device: Device, name: str | None = None, config: dict[str, Any] | None = None
+) -> LoadedEngine:
+    """Start ``name`` (default: the configured engine) with ``config``; raise a clear 4xx/503 if it cannot."""
+    entry = catalog_entry(name or settings.engine)
+    parsed = parse_config(entry.name, config if config is not None else {}, settings=settings)
+    availability = await trio.to_thread.run_sync(entry.availability, settings, parsed)
+    if not availability.available:
+        raise EngineLoadError(f"engine {entry.name!r} is not available here: {availability.reason}", engine=entry.name)
+    slots = parsed.slots or settings.slots or entry.default_slots(device)
+    engines: list[Any] = [None] * slots
+
+    async def start(index: int) -> None:
+        def build() -> Any:
+            engine = entry.create(parsed, settings)
+            if hasattr(engine, "start"):
+                engine.start()
+            return engine
+
+        engines[index] = await trio.to_thread.run_sync(build)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for index in range(slots):
+                nursery.start_soon(start, index)
+    except BaseException:
+        for engine in engines:
+            if engine is not None:
+                await trio.to_thread.run_sync(engine.shutdown)
+        raise
+    fmt, converter = output_format(engines[0].get_stream_info())
+    pool = EnginePool(entry.name, engines, fmt, device.kind if entry.capabilities.gpu != "no" else "cpu", converter)
+    voices: dict[str, Voice] = {}
+    variants: frozenset[str] = frozenset()
+    if entry.name == "system":
+        voices = {
+            str(item["id"]).lower(): Voice(
+                id=str(item["id"]), name=str(item["name"]), language=str(item["id"]), gender=str(item.get("gender"))
+            )
+            for item in engines[0].get_voices()
+        }
+        variants = frozenset(engines[0].get_variants())
+    default_voice = getattr(parsed, "voice", None) or (DEFAULT_VOICE if entry.name == "system" else None)
+    return LoadedEngine(pool, parsed, default_voice, voices, variants, entry.capabilities.cloning)

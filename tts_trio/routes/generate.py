@@ -32,14 +32,14 @@ async def generate() -> Any:
     params = parse_json_params(GenerateBodyParams, body, max_text_chars=settings.max_text_chars)
     service = current_service()
     job = service.job(params)
-    choice = service.encoding(params)
-    fmt = service.pool.audio_format
+    choice = service.encoding(params, job)
+    fmt = job.pool.audio_format
     pcm = bytearray()
     sentences: list[SentenceTimings] = []
     failure: StreamError | None = None
-    with service.track_stream():
+    with service.track_stream(job.pool):
         async with trio.open_nursery() as nursery:
-            receive, metrics = open_audio_stream(nursery, service.pool, job)
+            receive, metrics = open_audio_stream(nursery, job)
             async with receive:
                 async for item in receive:
                     if isinstance(item, StreamError):

@@ -93,7 +93,7 @@ def _openai_error(error: ApiError) -> ApiError:
     return error
 
 
-def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParams, EncodingChoice]:
+def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParams]:
     if not isinstance(body, dict):
         raise InvalidParameter("the request must be a JSON object")
     known = {field.name for field in attrs.fields(SpeechRequest)}
@@ -136,9 +136,7 @@ def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParam
         instructions=instructions,
         stream_format=stream_format,
     )
-    rate = OPENAI_RATE if params.output_format != "opus" else 48000
-    choice = choose_encoding(params.output_format, rate, service.pool.audio_format)
-    return request, params, choice
+    return request, params
 
 
 @blueprint.post("/v1/audio/speech")
@@ -147,12 +145,14 @@ async def speech() -> Any:
     service = current_service()
     try:
         body = await read_json_body(settings.max_body_bytes)
-        request, params, choice = _parse(body, service)
+        request, params = _parse(body, service)
         job = service.job(params)
+        rate = OPENAI_RATE if params.output_format != "opus" else 48000
+        choice = choose_encoding(params.output_format, rate, job.pool.audio_format)
     except ApiError as error:
         raise _openai_error(error) from None
     nursery: trio.Nursery = current_app.nursery  # type: ignore[attr-defined]
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **choice.headers(service.pool.audio_format)}
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **choice.headers(job.pool.audio_format)}
     if request.stream_format == "sse":
         response = Response(_sse_body(nursery, service, job, choice), mimetype="text/event-stream", headers=headers)
     else:
@@ -165,9 +165,9 @@ async def _encoded(
     nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice
 ) -> AsyncIterator[bytes | StreamError]:
     """Encoded audio as it is synthesized, ending with the encoder's tail (or an error)."""
-    stream = DetachedStream.start(nursery, service.pool, job)
-    output = EncodedOutput(service.pool.audio_format, choice)
-    with service.track_stream():
+    stream = DetachedStream.start(nursery, job)
+    output = EncodedOutput(job.pool.audio_format, choice)
+    with service.track_stream(job.pool):
         try:
             async for item in stream.receive:
                 if isinstance(item, StreamError):

@@ -57,8 +57,8 @@ async def stream_sse() -> Any:
     params = parse_query_params(SseParams, request.args.to_dict(flat=True), max_text_chars=settings.max_text_chars)
     service = current_service()
     job = service.job(params)
-    choice = service.encoding(params)
-    fmt = service.pool.audio_format
+    choice = service.encoding(params, job)
+    fmt = job.pool.audio_format
     # Raw PCM chunks stay whole frames so each one can be decoded on its own.
     chunk_size = frame_aligned(params.chunk_size, fmt) if choice.output_format == "pcm" else params.chunk_size
     # The body runs after this handler returns, outside the app context, so it
@@ -78,13 +78,13 @@ async def stream_sse() -> Any:
 async def _sse_body(
     nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, chunk_size: int
 ) -> AsyncIterator[bytes]:
-    stream = DetachedStream.start(nursery, service.pool, job)
+    stream = DetachedStream.start(nursery, job)
     metrics = stream.metrics
-    output = EncodedOutput(service.pool.audio_format, choice)
+    output = EncodedOutput(job.pool.audio_format, choice)
     index = 0
-    with service.track_stream():
+    with service.track_stream(job.pool):
         try:
-            yield sse_event("format", choice.describe(service.pool.audio_format))
+            yield sse_event("format", choice.describe(job.pool.audio_format))
             async for item in stream.receive:
                 if isinstance(item, StreamError):
                     yield sse_event("error", {"code": item.code, "message": item.message})

@@ -167,7 +167,7 @@ class _Session:
     def _enqueue(self, data: dict[str, Any]) -> None:
         params = parse_json_params(WsGenerateParams, data, max_text_chars=self.settings.max_text_chars)
         job = self.service.job(params)
-        choice = self.service.encoding(params)
+        choice = self.service.encoding(params, job)
         self._counter += 1
         request_id = params.request_id or f"g{self._counter}"
         try:
@@ -238,10 +238,11 @@ class _Session:
         params = parse_json_params(ContextParams, {"text": "-", **options}, max_text_chars=self.settings.max_text_chars)
         # Bounded by the context's character limit, not by a message count.
         send, receive = trio.open_memory_channel[str](math.inf)
+        job = self.service.job(params)
         context = _Context(
             context_id=context_id,
-            job=self.service.job(params),
-            choice=self.service.encoding(params),
+            job=job,
+            choice=self.service.encoding(params, job),
             assembler=SentenceAssembler(max_chars=self.settings.max_sentence_chars),
             sentences=send,
         )
@@ -251,7 +252,7 @@ class _Session:
         return context
 
     async def _run_context(self, context: _Context, sentences: trio.MemoryReceiveChannel[str]) -> None:
-        fmt = self.service.pool.audio_format
+        fmt = context.job.pool.audio_format
         base = {"context_id": context.context_id}
         try:
             with context.scope:
@@ -267,9 +268,9 @@ class _Session:
                         await self._send_json({"type": "audio", **base, "chunk": chunk, "index": index})
                         metrics.audio_sent(len(piece))
 
-                with self.service.track_stream():
+                with self.service.track_stream(context.job.pool):
                     async with trio.open_nursery() as nursery:
-                        receive, metrics = open_audio_stream(nursery, self.service.pool, context.job, sentences)
+                        receive, metrics = open_audio_stream(nursery, context.job, sentences)
                         async with receive:
                             async for item in receive:
                                 if isinstance(item, StreamError):
@@ -303,16 +304,16 @@ class _Session:
                     self._running, self._running_id = None, None
 
     async def _generate(self, generation: _Generation) -> None:
-        fmt = self.service.pool.audio_format
+        fmt = generation.job.pool.audio_format
         params = generation.params
         request = {"request_id": generation.request_id}
         await self._send_json({"type": "start", **request, "format": generation.choice.describe(fmt)})
         failure: StreamError | None = None
         per_message_wav = generation.choice.output_format == "wav"
         output = EncodedOutput(fmt, generation.choice if not per_message_wav else _same_rate_pcm(generation.choice))
-        with self.service.track_stream():
+        with self.service.track_stream(generation.job.pool):
             async with trio.open_nursery() as nursery:
-                receive, metrics = open_audio_stream(nursery, self.service.pool, generation.job)
+                receive, metrics = open_audio_stream(nursery, generation.job)
                 async with receive:
                     async for item in receive:
                         if isinstance(item, StreamError):
