@@ -42,9 +42,9 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 30
     app.extensions["tts_settings"] = settings
 
-    from tts_trio.routes import generate, health, openai, pages, sse, voices, websocket
+    from tts_trio.routes import engines, generate, health, openai, pages, sse, voices, websocket
 
-    for module in (health, generate, sse, websocket, openai, voices, pages):
+    for module in (health, generate, sse, websocket, engines, voices, openai, pages):
         app.register_blueprint(module.blueprint)
 
     @app.before_serving

@@ -137,6 +137,30 @@ def build_spec() -> dict[str, Any]:
                     "responses": {"200": {"description": "Voices"}},
                 }
             },
+            "/v1/engines": {
+                "get": {
+                    "summary": "Every engine: available here or why not, loaded, current, capabilities, config",
+                    "responses": {"200": {"description": "Engines"}},
+                }
+            },
+            "/v1/engines/switch": {
+                "post": {
+                    "summary": "Load an engine and make it current (running streams finish on the old one)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["engine_type"],
+                                    "properties": {"engine_type": {"type": "string"}, "config": {"type": "object"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"200": {"description": "The new current engine"}, **_errors(400, 404, 422, 503)},
+                }
+            },
             "/v1/voices": {
                 "get": {
                     "summary": "Built-in and custom voices, marked by kind, with the current one",

@@ -24,6 +24,7 @@ from tts_trio.engines.catalog import (
     parse_config,
 )
 from tts_trio.engines.espeak import DEFAULT_VOICE, espeak_speed_parameters
+from tts_trio.errors import InvalidParameter
 from tts_trio.hardware import Device
 from tts_trio.pool import EnginePool
 from tts_trio.settings import Settings
@@ -123,4 +124,7 @@ async def open_engine(
         }
         variants = frozenset(engines[0].get_variants())
     default_voice = getattr(parsed, "voice", None) or (DEFAULT_VOICE if entry.name == "system" else None)
+    if voices and default_voice is not None and default_voice.partition("+")[0].lower() not in voices:
+        await pool.aclose()
+        raise InvalidParameter(f"config.voice: engine {entry.name!r} has no voice {default_voice!r}", field="config")
     return LoadedEngine(pool, parsed, default_voice, voices, variants, entry.capabilities.cloning)
