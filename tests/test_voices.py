@@ -230,3 +230,51 @@ async def test_uploads_over_the_limit_are_rejected_while_reading(live_server: Li
         assert reply.startswith(b"HTTP/1.1 413")
         assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "body_too_large"
     assert live_server.service.store.list() == []
+
+
+async def test_uploads_in_compressed_formats_are_decoded_and_normalized(live_server: LiveServer) -> None:
+    from tts_trio.audio import AudioFormat
+    from tts_trio.encoding import choose_encoding, encode_complete
+
+    source = AudioFormat(sample_rate=22050)
+    pcm = REFERENCE[44:]
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
+        for fmt, filename in (("mp3", "ref.mp3"), ("flac", "ref.flac"), ("opus", "ref.ogg"), ("aac", "ref.aac")):
+            data = encode_complete(source, choose_encoding(fmt, None, source), pcm)
+            response = await create(http, f"from {fmt}", data=data, filename=filename)
+            assert response.status_code == 201, response.text
+            voice = response.json()
+            assert voice["sample_rate"] == 24000
+            assert abs(voice["duration"] - len(pcm) / 2 / 22050) < 0.2
+    stored = live_server.service.store.list()
+    for voice in stored:
+        reference = live_server.service.store.reference_path(voice.id).read_bytes()
+        assert reference[:4] == b"RIFF" and reference[22:24] == b"\x01\x00"  # mono WAV
+
+
+def test_custom_voices_reach_cloning_engines_as_reference_files(tmp_path: Path) -> None:
+    import attrs as attrs_module
+
+    from tts_trio.engines import LoadedEngine
+    from tts_trio.engines.catalog import SystemConfig
+    from tts_trio.errors import VoiceNotSupported
+    from tts_trio.hardware import Device
+    from tts_trio.service import TtsService
+
+    from .engines import PacedEngine
+
+    store = VoiceStore(tmp_path)
+    store.open()
+    voice_id = store_voice(store, "clone me")
+    from tts_trio.audio import AudioFormat
+    from tts_trio.pool import EnginePool
+
+    pool = EnginePool("paced", [PacedEngine()], AudioFormat(sample_rate=16000))
+    plain = LoadedEngine(pool, SystemConfig(), None, {}, frozenset(), cloning=False)
+    service = TtsService(Settings.load(environ={}), plain, store, Device("cpu", 2))
+    with pytest.raises(VoiceNotSupported, match="coqui"):
+        service.resolve_voice(voice_id)
+    service.engine = attrs_module.evolve(plain, cloning=True)
+    assert service.resolve_voice(voice_id) == str(tmp_path / voice_id / "reference.wav")
+    store.set_current(voice_id)
+    assert service.resolve_voice("default") == str(tmp_path / voice_id / "reference.wav")
