@@ -14,8 +14,9 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from tts_trio.errors import ApiError
+from tts_trio.security import Cors, KeyRing, check_http, check_websocket
 from tts_trio.service import TtsService
-from tts_trio.settings import Settings
+from tts_trio.settings import Settings, cors_origins, load_keys
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,26 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     for module in (health, generate, sse, websocket, engines, voices, openai, pages):
         app.register_blueprint(module.blueprint)
+
+    users, admins = load_keys(settings)
+    keys = KeyRing.from_settings(users, admins)
+    cors = Cors(cors_origins(settings))
+
+    @app.before_request
+    async def guard_request() -> Any:
+        preflight = cors.preflight()
+        if preflight is not None:
+            return preflight
+        check_http(keys)
+        return None
+
+    @app.before_websocket
+    async def guard_websocket() -> None:
+        check_websocket(keys)
+
+    @app.after_request
+    async def add_cors_headers(response: Any) -> Any:
+        return cors.decorate(response)
 
     @app.before_serving
     async def open_service() -> None:

@@ -10,7 +10,7 @@ import typer
 
 from tts_trio import __version__
 from tts_trio.engines import UnknownEngine, catalog_entry
-from tts_trio.settings import LOG_LEVELS, Settings, SettingsError
+from tts_trio.settings import LOG_LEVELS, Settings, SettingsError, load_keys
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="tts-trio: a streaming text-to-speech server.")
 
@@ -58,6 +58,7 @@ def serve(
     }
     try:
         settings = Settings.load(overrides)
+        load_keys(settings)
         entry = catalog_entry(settings.engine)
         availability = entry.availability(settings)
         if not availability.available:

@@ -75,6 +75,12 @@ def build_spec() -> dict[str, Any]:
                 "get": {"summary": "This API description as a page", "responses": {"200": {"description": "HTML"}}}
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+            "/ready": {
+                "get": {
+                    "summary": "Readiness: 200 when the engine takes requests, 503 otherwise (open without a key)",
+                    "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+                }
+            },
             "/health": {
                 "get": {
                     "summary": "Liveness: engine, device, voices, slots in use, active streams",

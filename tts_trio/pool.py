@@ -96,6 +96,11 @@ class EnginePool:
         self._closed = False
 
     @property
+    def accepting(self) -> bool:
+        """Whether new work is taken (false once the pool is closing)."""
+        return not self._closed
+
+    @property
     def engines(self) -> tuple[Any, ...]:
         return self._engines
 

@@ -35,6 +35,10 @@ ENV_VARS: dict[str, str] = {
     "log_level": "TTS_LOG_LEVEL",
     "debug": "TTS_DEBUG",
     "chatterbox_model_type": "CHATTERBOX_MODEL_TYPE",
+    "api_keys": "TTS_API_KEYS",
+    "api_keys_file": "TTS_API_KEYS_FILE",
+    "admin_keys": "TTS_ADMIN_KEYS",
+    "cors_origins": "TTS_CORS_ORIGINS",
     "azure_speech_key": "AZURE_SPEECH_KEY",
     "azure_speech_region": "AZURE_SPEECH_REGION",
     "elevenlabs_api_key": "ELEVENLABS_API_KEY",
@@ -103,6 +107,12 @@ class Settings:
     debug: bool = False
     #: RealtimeTTS 0.8.10's ChatterboxEngine has only the turbo model.
     chatterbox_model_type: str = "turbo"
+    #: Comma-separated API keys (and one per line in ``api_keys_file``); empty: no keys needed.
+    api_keys: str = attrs.field(default="", repr=False)
+    api_keys_file: Path | None = None
+    admin_keys: str = attrs.field(default="", repr=False)
+    #: Comma-separated origins allowed to call the API from a browser; ``*`` for any.
+    cors_origins: str = ""
     azure_speech_key: str | None = attrs.field(default=None, repr=False)
     azure_speech_region: str | None = None
     elevenlabs_api_key: str | None = attrs.field(default=None, repr=False)
@@ -194,3 +204,22 @@ _converter.register_structure_hook(float, _structure_float)
 _converter.register_structure_hook(bool, _structure_bool)
 _converter.register_structure_hook(str, _structure_str)
 _converter.register_structure_hook(Path, lambda value, _: Path(_structure_str(str(value), str)))
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.replace("\n", ",").split(",") if item.strip()]
+
+
+def load_keys(settings: Settings) -> tuple[list[str], list[str]]:
+    """(API keys, admin keys) from the settings and the keys file (read once, at start-up)."""
+    users = _split(settings.api_keys)
+    if settings.api_keys_file is not None:
+        try:
+            users += _split(settings.api_keys_file.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise SettingsError(f"invalid setting TTS_API_KEYS_FILE: cannot read it ({error.strerror})") from None
+    return users, _split(settings.admin_keys)
+
+
+def cors_origins(settings: Settings) -> tuple[str, ...]:
+    return tuple(_split(settings.cors_origins))

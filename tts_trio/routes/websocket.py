@@ -56,6 +56,7 @@ from tts_trio.errors import ApiError, BadRequest, InvalidJson, InvalidParameter,
 from tts_trio.output import EncodedOutput
 from tts_trio.params import ContextParams, WsGenerateParams, parse_json_params
 from tts_trio.pipeline import StreamError, StreamMetrics, SynthesisJob, open_audio_stream
+from tts_trio.security import accept_subprotocol
 from tts_trio.sentences import SentenceAssembler
 from tts_trio.service import TtsService
 from tts_trio.settings import Settings
@@ -101,7 +102,7 @@ class _Context:
 async def stream_ws() -> None:
     # The session keeps the connection object itself, not the context-local proxy.
     session = _Session(websocket._get_current_object(), current_service(), current_settings())  # type: ignore[attr-defined]
-    await session.run()
+    await session.run(accept_subprotocol())
 
 
 class _Session:
@@ -120,8 +121,8 @@ class _Session:
         self._contexts: dict[str, _Context] = {}
         self._nursery: trio.Nursery | None = None
 
-    async def run(self) -> None:
-        await self.ws.accept()
+    async def run(self, subprotocol: str | None) -> None:
+        await self.ws.accept(subprotocol=subprotocol)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._run_generations)
