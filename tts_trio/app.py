@@ -81,7 +81,10 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.errorhandler(ApiError)
     async def api_error(error: ApiError) -> Any:
-        return error_response(error.status, error.to_dict())
+        response = error_response(error.status, error.to_dict())
+        if "retry_after" in error.details:
+            response.headers["Retry-After"] = str(error.details["retry_after"])
+        return response
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Any:

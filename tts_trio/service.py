@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from tts_trio import __version__
+from tts_trio.admission import Admission
 from tts_trio.encoding import EncodingChoice, choose_encoding
 from tts_trio.engines import LoadedEngine, cloning_engines, open_engine
 from tts_trio.errors import VoiceNotFound, VoiceNotSupported
@@ -47,6 +48,7 @@ class TtsService:
         #: One switch at a time.
         self.switch_lock = trio.Lock()
         self.active_streams = 0
+        self.admission = Admission(settings.max_streams, settings.max_queue, settings.max_queue_wait)
         self.started = time.monotonic()
         self._streams_per_pool: dict[EnginePool, int] = {}
         self._retired: list[EnginePool] = []
@@ -195,5 +197,6 @@ class TtsService:
             "audio": self.pool.audio_format.describe("pcm"),
             "slots": {"total": slots.total, "in_use": slots.in_use, "waiting": slots.waiting},
             "active_streams": self.active_streams,
+            "queued_streams": self.admission.waiting,
             "uptime_s": round(time.monotonic() - self.started, 1),
         }

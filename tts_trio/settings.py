@@ -27,6 +27,9 @@ ENV_VARS: dict[str, str] = {
     "max_body_bytes": "TTS_MAX_BODY_BYTES",
     "max_sentence_chars": "TTS_MAX_SENTENCE_CHARS",
     "ws_max_queued": "TTS_WS_MAX_QUEUED",
+    "max_streams": "TTS_MAX_STREAMS",
+    "max_queue": "TTS_MAX_QUEUE",
+    "max_queue_wait": "TTS_MAX_QUEUE_WAIT",
     "max_upload_bytes": "TTS_MAX_UPLOAD_BYTES",
     "voice_min_seconds": "TTS_VOICE_MIN_SECONDS",
     "voice_max_seconds": "TTS_VOICE_MAX_SECONDS",
@@ -97,6 +100,10 @@ class Settings:
     #: holds a slot (or delays cancellation) for long.
     max_sentence_chars: int = attrs.field(default=400, validator=_between(20, 100_000))
     ws_max_queued: int = attrs.field(default=8, validator=_between(0, 1000))
+    #: Streams synthesizing at once (all protocols); more wait in a bounded queue.
+    max_streams: int = attrs.field(default=64, validator=_between(1, 100_000))
+    max_queue: int = attrs.field(default=64, validator=_between(0, 100_000))
+    max_queue_wait: float = attrs.field(default=10.0, validator=_between(0, 3600))
     #: Voice uploads: counted while reading, with or without Content-Length.
     max_upload_bytes: int = attrs.field(default=20 << 20, validator=_between(1024, 1 << 31))
     voice_min_seconds: float = attrs.field(default=3.0, validator=_between(0.1, 600))

@@ -9,11 +9,14 @@ sentence and (where the engine reports them) every word.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import trio
 from quart import Blueprint, Response, jsonify
 
+from tts_trio.admission import Place
 from tts_trio.app import current_service, current_settings
 from tts_trio.audio import AudioChunk
 from tts_trio.encoding import encode_complete, is_cheap
@@ -23,6 +26,14 @@ from tts_trio.pipeline import SentenceTimings, StreamError, open_audio_stream
 from tts_trio.routes.json_body import read_json_body
 
 blueprint = Blueprint("generate", __name__)
+
+
+@contextmanager
+def _released(place: Place) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        place.release()
 
 
 @blueprint.post("/v1/tts/generate")
@@ -37,7 +48,8 @@ async def generate() -> Any:
     pcm = bytearray()
     sentences: list[SentenceTimings] = []
     failure: StreamError | None = None
-    with service.track_stream(job.pool):
+    place = await service.admission.acquire()
+    with service.track_stream(job.pool), _released(place):
         async with trio.open_nursery() as nursery:
             receive, metrics = open_audio_stream(nursery, job)
             async with receive:

@@ -28,6 +28,7 @@ import trio
 from quart import Blueprint, Response, current_app, jsonify
 
 from tts_trio import __version__
+from tts_trio.admission import Place
 from tts_trio.app import current_service, current_settings
 from tts_trio.audio import AudioChunk
 from tts_trio.encoding import EncodingChoice, choose_encoding
@@ -152,17 +153,21 @@ async def speech() -> Any:
     except ApiError as error:
         raise _openai_error(error) from None
     nursery: trio.Nursery = current_app.nursery  # type: ignore[attr-defined]
+    place = await service.admission.acquire()
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **choice.headers(job.pool.audio_format)}
     if request.stream_format == "sse":
-        response = Response(_sse_body(nursery, service, job, choice), mimetype="text/event-stream", headers=headers)
+        body = _sse_body(nursery, service, job, choice, place)
+        response = Response(body, mimetype="text/event-stream", headers=headers)
     else:
-        response = Response(_audio_body(nursery, service, job, choice), mimetype=choice.content_type, headers=headers)
+        body = _audio_body(nursery, service, job, choice, place)
+        response = Response(body, mimetype=choice.content_type, headers=headers)
+    place.bind(body)  # a body that never runs still gives its place back
     response.timeout = None
     return response
 
 
 async def _encoded(
-    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice
+    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
 ) -> AsyncIterator[bytes | StreamError]:
     """Encoded audio as it is synthesized, ending with the encoder's tail (or an error)."""
     stream = DetachedStream.start(nursery, job)
@@ -182,12 +187,13 @@ async def _encoded(
                 yield tail
         finally:
             stream.close()
+            place.release()
 
 
 async def _audio_body(
-    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice
+    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
 ) -> AsyncIterator[bytes]:
-    async for piece in _encoded(nursery, service, job, choice):
+    async for piece in _encoded(nursery, service, job, choice, place):
         if isinstance(piece, StreamError):
             # Headers are gone: the only way to tell the client is to end the
             # body early (a truncated file), and log it.
@@ -200,9 +206,9 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 
 async def _sse_body(
-    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice
+    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
 ) -> AsyncIterator[bytes]:
-    async for piece in _encoded(nursery, service, job, choice):
+    async for piece in _encoded(nursery, service, job, choice, place):
         if isinstance(piece, StreamError):
             yield _event({"type": "error", "error": {"code": piece.code, "message": piece.message}})
             return

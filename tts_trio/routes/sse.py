@@ -24,6 +24,7 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, current_app, request
 
+from tts_trio.admission import Place
 from tts_trio.app import current_service, current_settings
 from tts_trio.audio import AudioChunk, frame_aligned, split_chunks
 from tts_trio.encoding import EncodingChoice
@@ -64,7 +65,9 @@ async def stream_sse() -> Any:
     # The body runs after this handler returns, outside the app context, so it
     # gets the app's nursery now.
     nursery: trio.Nursery = current_app.nursery  # type: ignore[attr-defined]
-    body = _sse_body(nursery, service, job, choice, chunk_size)
+    place = await service.admission.acquire()  # 503 + Retry-After while the status can still say so
+    body = _sse_body(nursery, service, job, choice, chunk_size, place)
+    place.bind(body)  # a body that never runs still gives its place back
     headers = {
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",  # tell nginx not to buffer the stream
@@ -76,7 +79,12 @@ async def stream_sse() -> Any:
 
 
 async def _sse_body(
-    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, chunk_size: int
+    nursery: trio.Nursery,
+    service: TtsService,
+    job: SynthesisJob,
+    choice: EncodingChoice,
+    chunk_size: int,
+    place: Place,
 ) -> AsyncIterator[bytes]:
     stream = DetachedStream.start(nursery, job)
     metrics = stream.metrics
@@ -103,3 +111,4 @@ async def _sse_body(
             yield sse_event("done", {"status": "complete"})
         finally:
             stream.close()
+            place.release()

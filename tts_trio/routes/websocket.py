@@ -49,6 +49,7 @@ import attrs
 import trio
 from quart import Blueprint, websocket
 
+from tts_trio.admission import Overloaded, Place
 from tts_trio.app import current_service, current_settings
 from tts_trio.audio import AudioChunk, AudioFormat, frame_aligned, split_chunks, wav_file
 from tts_trio.encoding import EncodingChoice
@@ -255,8 +256,12 @@ class _Session:
     async def _run_context(self, context: _Context, sentences: trio.MemoryReceiveChannel[str]) -> None:
         fmt = context.job.pool.audio_format
         base = {"context_id": context.context_id}
+        place: Place | None = None
         try:
             with context.scope:
+                place = await self._admitted(base)
+                if place is None:
+                    return
                 await self._send_json({"type": "start", **base, "format": context.choice.describe(fmt)})
                 output = EncodedOutput(fmt, context.choice)
                 index = 0
@@ -288,6 +293,8 @@ class _Session:
                 await self._send_json({"type": "metrics", **base, "data": metrics.to_dict()})
                 await self._send_json({"type": "done", **base})
         finally:
+            if place is not None:
+                place.release()
             context.sentences.close()
             if self._contexts.get(context.context_id) is context:
                 del self._contexts[context.context_id]
@@ -304,7 +311,24 @@ class _Session:
                 finally:
                     self._running, self._running_id = None, None
 
+    async def _admitted(self, ids: dict[str, str]) -> Place | None:
+        """A stream place, or None after telling the client the server is overloaded."""
+        try:
+            return await self.service.admission.acquire()
+        except Overloaded as error:
+            await self._send_json({"type": "error", **ids, **error.to_dict()})
+            return None
+
     async def _generate(self, generation: _Generation) -> None:
+        place = await self._admitted({"request_id": generation.request_id})
+        if place is None:
+            return
+        try:
+            await self._generate_admitted(generation)
+        finally:
+            place.release()
+
+    async def _generate_admitted(self, generation: _Generation) -> None:
         fmt = generation.job.pool.audio_format
         params = generation.params
         request = {"request_id": generation.request_id}
