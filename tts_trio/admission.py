@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -49,6 +50,9 @@ class Admission:
         self._limiter = trio.CapacityLimiter(max_streams)
         self.max_queue = max_queue
         self.max_wait = max_wait
+        #: Observers for metrics (seconds waited; a refusal).
+        self.on_wait: Callable[[float], None] = lambda seconds: None
+        self.on_refuse: Callable[[], None] = lambda: None
 
     @property
     def waiting(self) -> int:
@@ -59,6 +63,7 @@ class Admission:
         return int(self._limiter.borrowed_tokens)
 
     def _refuse(self, why: str) -> Overloaded:
+        self.on_refuse()
         retry = max(1, math.ceil(min(self.max_wait, 5.0)))
         error = Overloaded(f"the server is busy ({why}); retry in {retry} s", retry_after=retry)
         return error
@@ -73,7 +78,9 @@ class Admission:
             pass
         if self.waiting >= self.max_queue:
             raise self._refuse(f"{self.max_queue} requests are already waiting")
+        started = trio.current_time()
         with trio.move_on_after(self.max_wait):
             await self._limiter.acquire_on_behalf_of(place)
+            self.on_wait(trio.current_time() - started)
             return place
         raise self._refuse(f"no stream place came free within {self.max_wait:g} s")

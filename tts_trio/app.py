@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from quart import current_app, jsonify, request
+from quart import current_app, jsonify, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from tts_trio.errors import ApiError
+from tts_trio.observability import Metrics, new_request_id, request_id
 from tts_trio.security import Cors, KeyRing, check_http, check_websocket
 from tts_trio.service import TtsService
 from tts_trio.settings import Settings, cors_origins, load_keys
@@ -43,17 +44,21 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 30
     app.extensions["tts_settings"] = settings
 
-    from tts_trio.routes import engines, generate, health, openai, pages, sse, voices, websocket
+    from tts_trio.routes import engines, generate, health, openai, pages, sse, voices
+    from tts_trio.routes import websocket as websocket_routes
 
-    for module in (health, generate, sse, websocket, engines, voices, openai, pages):
+    for module in (health, generate, sse, websocket_routes, engines, voices, openai, pages):
         app.register_blueprint(module.blueprint)
 
+    metrics = Metrics()
+    app.extensions["tts_metrics"] = metrics
     users, admins = load_keys(settings)
     keys = KeyRing.from_settings(users, admins)
     cors = Cors(cors_origins(settings))
 
     @app.before_request
     async def guard_request() -> Any:
+        request_id.set(new_request_id(request.headers.get("X-Request-Id")))
         preflight = cors.preflight()
         if preflight is not None:
             return preflight
@@ -62,15 +67,20 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.before_websocket
     async def guard_websocket() -> None:
+        request_id.set(new_request_id(websocket.headers.get("X-Request-Id")))
+        metrics.requests.labels("/v1/tts/stream", "WEBSOCKET", "101").inc()
         check_websocket(keys)
 
     @app.after_request
-    async def add_cors_headers(response: Any) -> Any:
+    async def finish_response(response: Any) -> Any:
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        response.headers["X-Request-Id"] = request_id.get()
         return cors.decorate(response)
 
     @app.before_serving
     async def open_service() -> None:
-        app.extensions["tts"] = await TtsService.open(settings, app.nursery)  # type: ignore[attr-defined]
+        app.extensions["tts"] = await TtsService.open(settings, app.nursery, metrics)  # type: ignore[attr-defined]
         log.info("engine %s ready with %d slots", settings.engine, app.extensions["tts"].pool.statistics().total)
 
     @app.after_serving

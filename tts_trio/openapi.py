@@ -75,6 +75,12 @@ def build_spec() -> dict[str, Any]:
                 "get": {"summary": "This API description as a page", "responses": {"200": {"description": "HTML"}}}
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics (requests, time to first audio, slots, queue, cancellations)",
+                    "responses": {"200": {"description": "text/plain; version=0.0.4"}},
+                }
+            },
             "/ready": {
                 "get": {
                     "summary": "Readiness: 200 when the engine takes requests, 503 otherwise (open without a key)",

@@ -93,6 +93,9 @@ class EnginePool:
         self._limiter = trio.CapacityLimiter(len(engines))
         #: Makes a per-sentence converter from the engine's output to 16-bit PCM.
         self._converter: Callable[[], Converter] = converter or Passthrough
+        #: Told the engine time of each sentence and each failure (metrics); set by the service.
+        self.on_sentence: Callable[[float], None] = lambda seconds: None
+        self.on_failure: Callable[[], None] = lambda: None
         self._closed = False
 
     @property
@@ -126,10 +129,15 @@ class EnginePool:
             raise EngineUnavailable("the engine is shutting down")
         async with self._limiter:
             engine = self._idle.pop()
+            started = trio.current_time()
             try:
                 result, overflow = await self._run(engine, text, sentence, voice, voice_parameters or {}, send)
+            except SynthesisFailed:
+                self.on_failure()
+                raise
             finally:
                 self._idle.append(engine)
+            self.on_sentence(trio.current_time() - started)
         for chunk in overflow:
             await send.send(chunk)
         return result

@@ -17,6 +17,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
 from tts_trio.app import create_app
+from tts_trio.observability import RequestIdFilter
 from tts_trio.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,10 @@ async def serve(settings: Settings, config: Config) -> None:
 def configure_logging(level: str) -> None:
     """Log our own messages to stderr; Hypercorn keeps its own handlers (no duplicates)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"))
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] [%(request_id)s] %(name)s: %(message)s")
+    )
     logger = logging.getLogger("tts_trio")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())

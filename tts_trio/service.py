@@ -26,8 +26,9 @@ from tts_trio.encoding import EncodingChoice, choose_encoding
 from tts_trio.engines import LoadedEngine, cloning_engines, open_engine
 from tts_trio.errors import VoiceNotFound, VoiceNotSupported
 from tts_trio.hardware import Device, detect_device
+from tts_trio.observability import Metrics
 from tts_trio.params import GenerateParams
-from tts_trio.pipeline import SynthesisJob
+from tts_trio.pipeline import StreamMetrics, SynthesisJob
 from tts_trio.pool import EnginePool
 from tts_trio.settings import Settings
 from tts_trio.voices import VoiceStore
@@ -38,8 +39,16 @@ log = logging.getLogger(__name__)
 class TtsService:
     """Everything a request needs besides itself."""
 
-    def __init__(self, settings: Settings, engine: LoadedEngine, store: VoiceStore, device: Device) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: LoadedEngine,
+        store: VoiceStore,
+        device: Device,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.engine = engine
         self.store = store
         self.device = device
@@ -49,17 +58,40 @@ class TtsService:
         self.switch_lock = trio.Lock()
         self.active_streams = 0
         self.admission = Admission(settings.max_streams, settings.max_queue, settings.max_queue_wait)
+        self.admission.on_wait = self.metrics.queue_wait.observe
+        self.admission.on_refuse = self.metrics.refused.inc
+        self._observe(engine.pool)
+        self.metrics.watch(
+            active=lambda: self.active_streams,
+            slots_in_use=lambda: self.pool.statistics().in_use,
+            slots_total=lambda: self.pool.statistics().total,
+            queue_depth=lambda: self.admission.waiting,
+        )
         self.started = time.monotonic()
         self._streams_per_pool: dict[EnginePool, int] = {}
         self._retired: list[EnginePool] = []
         self._nursery: trio.Nursery | None = None
 
+    def _observe(self, pool: EnginePool) -> None:
+        pool.on_sentence = self.metrics.synthesis.labels(pool.name).observe
+        pool.on_failure = self.metrics.engine_errors.labels(pool.name).inc
+
+    def stream_finished(self, metrics: StreamMetrics, protocol: str) -> None:
+        """Record a stream that ended normally (time to first audio)."""
+        if metrics.first_audio is not None:
+            self.metrics.time_to_first_audio.labels(protocol).observe(metrics.first_audio - metrics.started)
+
+    def stream_cancelled(self, cause: str) -> None:
+        self.metrics.cancellations.labels(cause).inc()
+
     @classmethod
-    async def open(cls, settings: Settings, nursery: trio.Nursery | None = None) -> TtsService:
+    async def open(
+        cls, settings: Settings, nursery: trio.Nursery | None = None, metrics: Metrics | None = None
+    ) -> TtsService:
         store = VoiceStore(settings.voices_path)
         await trio.to_thread.run_sync(store.open)
         device = await trio.to_thread.run_sync(detect_device)
-        service = cls(settings, await open_engine(settings, device), store, device)
+        service = cls(settings, await open_engine(settings, device), store, device, metrics)
         service._nursery = nursery
         return service
 
@@ -88,6 +120,7 @@ class TtsService:
         """Load ``name`` off the event loop and make it current; on failure the old one stays."""
         async with self.switch_lock:
             loaded = await open_engine(self.settings, self.device, name, config)
+            self._observe(loaded.pool)
             old, self.engine = self.engine, loaded
             log.info("switched engine from %s to %s", old.name, loaded.name)
             self._retire(old.pool)

@@ -69,6 +69,7 @@ async def generate() -> Any:
         payload = await trio.to_thread.run_sync(encode_complete, fmt, choice, bytes(pcm))
     metrics.audio_sent(len(payload))
     metrics.finish()
+    service.stream_finished(metrics, "rest")
     headers = choice.headers(fmt)
     headers["X-Audio-Duration"] = f"{metrics.audio_seconds:.3f}"
     headers["X-Generation-Time"] = f"{metrics.to_dict()['generation_time']}"

@@ -172,6 +172,7 @@ async def _encoded(
     """Encoded audio as it is synthesized, ending with the encoder's tail (or an error)."""
     stream = DetachedStream.start(nursery, job)
     output = EncodedOutput(job.pool.audio_format, choice)
+    completed = False
     with service.track_stream(job.pool):
         try:
             async for item in stream.receive:
@@ -185,7 +186,12 @@ async def _encoded(
             tail = await output.finish()
             if tail:
                 yield tail
+            completed = True
+            stream.metrics.finish()
+            service.stream_finished(stream.metrics, "openai")
         finally:
+            if not completed:
+                service.stream_cancelled("disconnect")
             stream.close()
             place.release()
 

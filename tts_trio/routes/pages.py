@@ -1,10 +1,10 @@
-"""The browser pages: the playground at ``/``, the API description and its page."""
+"""The browser pages (playground, API description and its page) and the Prometheus endpoint."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify
+from quart import Blueprint, Response, current_app, jsonify
 
 from tts_trio.openapi import build_spec
 
@@ -19,6 +19,13 @@ async def playground() -> Any:
 @blueprint.get("/docs")
 async def docs() -> Any:
     return await current_app.send_static_file("docs.html")
+
+
+@blueprint.get("/metrics")
+async def metrics() -> Any:
+    """Prometheus text format (open, like ``/health``: scrapers carry no keys)."""
+    exposition = current_app.extensions["tts_metrics"].exposition()
+    return Response(exposition, mimetype="text/plain; version=0.0.4")
 
 
 @blueprint.get("/openapi.json")

@@ -90,6 +90,7 @@ async def _sse_body(
     metrics = stream.metrics
     output = EncodedOutput(job.pool.audio_format, choice)
     index = 0
+    completed = False
     with service.track_stream(job.pool):
         try:
             yield sse_event("format", choice.describe(job.pool.audio_format))
@@ -107,8 +108,12 @@ async def _sse_body(
             if events:
                 yield events
             metrics.finish()
+            completed = True
+            service.stream_finished(metrics, "sse")
             yield sse_event("metrics", metrics.to_dict())
             yield sse_event("done", {"status": "complete"})
         finally:
+            if not completed:
+                service.stream_cancelled("disconnect")
             stream.close()
             place.release()

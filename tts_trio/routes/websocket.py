@@ -186,14 +186,17 @@ class _Session:
             if context is None:
                 raise InvalidParameter(f"no open context {str(context_id)[:40]!r}", field="context_id")
             context.scope.cancel()
+            self.service.stream_cancelled("stop")
             await self._send_json({"type": "stopped", "context_id": context.context_id})
             return
         self._epoch += 1  # queued generations of older epochs are skipped
         stopped_id = self._running_id
         if self._running is not None:
             self._running.cancel()
+            self.service.stream_cancelled("stop")
         for context in self._contexts.values():
             context.scope.cancel()
+            self.service.stream_cancelled("stop")
         # Forgotten at once: the id is free again even while the engine winds down.
         self._contexts.clear()
         # The send lock orders this after any audio send in flight; what was
@@ -290,6 +293,7 @@ class _Session:
                                     await self._send_json({"type": "timings", **base, **item.to_dict()})
                     await send_audio(await output.finish(), metrics)
                 metrics.finish()
+                self.service.stream_finished(metrics, "websocket")
                 await self._send_json({"type": "metrics", **base, "data": metrics.to_dict()})
                 await self._send_json({"type": "done", **base})
         finally:
@@ -355,6 +359,7 @@ class _Session:
                 await self._send(message)
                 metrics.audio_sent(len(message))
         metrics.finish()
+        self.service.stream_finished(metrics, "websocket")
         if failure is not None:
             await self._send_json({"type": "error", **request, "code": failure.code, "message": failure.message})
             return

@@ -1,0 +1,93 @@
+"""Prometheus metrics and request ids.
+
+Each app has its own registry (several apps in one process, as in tests,
+never share counters), exposed at ``GET /metrics`` in the Prometheus text
+format. Request ids: every HTTP request and WebSocket gets one (the
+client's ``X-Request-Id`` when it is a sane token, else a new one), echoed
+in the ``X-Request-Id`` response header and added to every log line written
+while the request runs, including the tasks it starts.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import secrets
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def new_request_id(offered: str | None) -> str:
+    """The client's id when it is a sane token (so logs can be joined), else a fresh one."""
+    return offered if offered and _SANE_ID.match(offered) else secrets.token_hex(8)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record (``-`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class Metrics:
+    """The server's metrics; gauges read live state through callbacks given at wiring time."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "tts_requests",
+            "Requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.time_to_first_audio = Histogram(
+            "tts_time_to_first_audio_seconds",
+            "From request to the first audio sent",
+            ["protocol"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.synthesis = Histogram(
+            "tts_sentence_synthesis_seconds",
+            "Engine time per sentence (holding a slot)",
+            ["engine"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "tts_queue_wait_seconds", "Time waited for a stream place", buckets=_LATENCY_BUCKETS, registry=self.registry
+        )
+        self.cancellations = Counter(
+            "tts_cancellations", "Streams ended early, by cause", ["cause"], registry=self.registry
+        )
+        self.engine_errors = Counter("tts_engine_errors", "Engine failures", ["engine"], registry=self.registry)
+        self.refused = Counter(
+            "tts_overload_refusals", "Requests refused because the server was busy", registry=self.registry
+        )
+        self._active = Gauge("tts_active_streams", "Streams running now", registry=self.registry)
+        self._slots_in_use = Gauge("tts_slots_in_use", "Engine slots busy now", registry=self.registry)
+        self._slots_total = Gauge("tts_slots_total", "Engine slots of the current engine", registry=self.registry)
+        self._queue_depth = Gauge("tts_queue_depth", "Requests waiting for a stream place", registry=self.registry)
+
+    def watch(
+        self,
+        active: Callable[[], float],
+        slots_in_use: Callable[[], float],
+        slots_total: Callable[[], float],
+        queue_depth: Callable[[], float],
+    ) -> None:
+        self._active.set_function(active)
+        self._slots_in_use.set_function(slots_in_use)
+        self._slots_total.set_function(slots_total)
+        self._queue_depth.set_function(queue_depth)
+
+    def exposition(self) -> bytes:
+        return bytes(generate_latest(self.registry))
