@@ -35,6 +35,8 @@ def hypercorn_config(settings: Settings, config_file: Path | None = None, *, bin
     config.worker_class = "trio"
     config.graceful_timeout = settings.graceful_timeout
     config.websocket_max_message_size = settings.ws_max_message_bytes
+    # Room for the longest text in an SSE query string (URL-encoded, up to 3 bytes a character).
+    config.h11_max_incomplete_size = max(config.h11_max_incomplete_size, 3 * settings.max_text_chars + 8192)
     if config.loglevel is None or not config_file:
         config.loglevel = settings.log_level.upper()
     return config
