@@ -148,3 +148,29 @@ async def test_pool_cancel_before_the_engine_thread_starts_does_not_hang() -> No
     send, receive = trio.open_memory_channel[AudioChunk](10)
     await pool.synthesize("afterwards", sentence=0, voice="v", send=send)
     assert receive.receive_nowait().pcm.startswith(b"afterwards")
+
+
+async def test_pool_sentence_deadline_ends_a_hung_engine_and_marks_it_unhealthy() -> None:
+    hung = PacedEngine(chunks=1, interval=2.0, honour_stop=False)  # ignores stop() for 2 s
+    healthy = PacedEngine(chunks=1, interval=0.001)
+    pool = EnginePool("paced", [healthy, hung], FMT)  # the idle list is a stack: hung goes first
+    pool.sentence_timeout = 0.2
+    pool.stop_grace = 0.1
+    async with trio.open_nursery() as nursery:
+        pool._nursery = nursery
+        send, _receive = trio.open_memory_channel[AudioChunk](100)
+        with pytest.raises(SynthesisFailed) as info:
+            with trio.fail_after(2):
+                await pool.synthesize("this one hangs", sentence=0, voice="v", send=send)
+        assert info.value.code == "engine_timeout"
+        assert hung.stop_calls == 1
+        assert not pool.healthy
+        # The stuck instance and its slot are out of service; the other one still speaks.
+        assert pool.statistics().total == 1
+        await pool.synthesize("the healthy one", sentence=1, voice="v", send=send)
+        assert pool.healthy
+        # When the hung thread finally ends, its instance comes back.
+        await trio.to_thread.run_sync(hung.finished.wait)
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.statistics().total == 2
+        assert pool.statistics().in_use == 0

@@ -122,3 +122,9 @@ class SynthesisFailed(ApiError):
 
     status = 503
     code = "synthesis_failed"
+
+
+class EngineTimeout(SynthesisFailed):
+    """Raised when a sentence takes longer than the per-sentence deadline."""
+
+    code = "engine_timeout"

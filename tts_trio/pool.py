@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,7 +32,7 @@ import trio
 
 from tts_trio.audio import AudioChunk, AudioFormat, WordTiming
 from tts_trio.engine_formats import Converter, Passthrough
-from tts_trio.errors import EngineUnavailable, SynthesisFailed
+from tts_trio.errors import EngineTimeout, EngineUnavailable, SynthesisFailed
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,13 @@ class EnginePool:
         self._limiter = trio.CapacityLimiter(len(engines))
         #: Makes a per-sentence converter from the engine's output to 16-bit PCM.
         self._converter: Callable[[], Converter] = converter or Passthrough
+        #: Longest a sentence may take, and how long a stopped engine gets to end its thread.
+        self.sentence_timeout = math.inf
+        self.stop_grace = 10.0
+        self._timed_out = False
+        self._stuck = 0
+        #: Where instances that ignored stop() are watched until they come back (set by the service).
+        self._nursery: trio.Nursery | None = None
         #: Told the engine time of each sentence and each failure (metrics); set by the service.
         self.on_sentence: Callable[[float], None] = lambda seconds: None
         self.on_failure: Callable[[], None] = lambda: None
@@ -127,16 +135,27 @@ class EnginePool:
         """
         if self._closed:
             raise EngineUnavailable("the engine is shutting down")
+        if not self._idle and self._limiter.total_tokens == 0:
+            raise EngineUnavailable("every engine instance is stuck; see /ready and the server log")
         async with self._limiter:
             engine = self._idle.pop()
             started = trio.current_time()
+            stuck: list[bool] = []
             try:
-                result, overflow = await self._run(engine, text, sentence, voice, voice_parameters or {}, send)
+                with trio.move_on_after(self.sentence_timeout) as deadline:
+                    result, overflow = await self._run(
+                        engine, text, sentence, voice, voice_parameters or {}, send, stuck
+                    )
+                if deadline.cancelled_caught:
+                    self._timed_out = True
+                    raise EngineTimeout(f"the engine did not finish a sentence within {self.sentence_timeout:g} s")
             except SynthesisFailed:
                 self.on_failure()
                 raise
             finally:
-                self._idle.append(engine)
+                if not stuck:
+                    self._idle.append(engine)
+            self._timed_out = False
             self.on_sentence(trio.current_time() - started)
         for chunk in overflow:
             await send.send(chunk)
@@ -150,6 +169,7 @@ class EnginePool:
         voice: str | None,
         voice_parameters: dict[str, Any],
         send: trio.MemorySendChannel[Any],
+        stuck: list[bool],
     ) -> tuple[SentenceResult, list[AudioChunk]]:
         overflow: list[AudioChunk] = []
         timings: list[WordTiming] = []
@@ -226,8 +246,14 @@ class EnginePool:
                 must_wait = engine_started
             if must_wait:
                 engine.stop()
-                with trio.CancelScope(shield=True):
+                with trio.CancelScope(shield=True), trio.move_on_after(self.stop_grace):
                     await thread_done.wait()
+                if not thread_done.is_set():
+                    # The engine ignores stop() and cannot be killed from here:
+                    # take the instance (and its slot) out of service until its
+                    # thread ends, rather than blocking this stream forever.
+                    stuck.append(True)
+                    self._quarantine(engine, thread_done)
             raise
         except _ConsumerGone:
             raise trio.BrokenResourceError("the stream's receiver has gone") from None
@@ -235,6 +261,26 @@ class EnginePool:
             log.error("engine %s failed on a sentence: %s", self.name, error, exc_info=log.isEnabledFor(logging.DEBUG))
             raise SynthesisFailed("the engine failed while synthesizing") from error
         return SentenceResult(completed, produced[0], tuple(timings)), overflow
+
+    @property
+    def healthy(self) -> bool:
+        """False after a sentence timed out (until one succeeds) or while every instance is stuck."""
+        return not self._timed_out and self._limiter.total_tokens > 0
+
+    def _quarantine(self, engine: Any, thread_done: trio.Event) -> None:
+        log.error("engine %s ignored stop(); its instance is out of service until its thread ends", self.name)
+        self._limiter.total_tokens = max(0, int(self._limiter.total_tokens) - 1)
+        self._stuck += 1
+
+        async def restore() -> None:
+            await thread_done.wait()
+            self._idle.append(engine)
+            self._stuck -= 1
+            self._limiter.total_tokens = int(self._limiter.total_tokens) + 1
+            log.info("engine %s instance is back in service", self.name)
+
+        if self._nursery is not None:
+            self._nursery.start_soon(restore)
 
     async def aclose(self) -> None:
         """Refuse new work, stop running work, and shut every instance down."""

@@ -48,6 +48,7 @@ class TtsService:
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self._nursery: trio.Nursery | None = None
         self.metrics = metrics or Metrics()
         self.engine = engine
         self.store = store
@@ -70,9 +71,10 @@ class TtsService:
         self.started = time.monotonic()
         self._streams_per_pool: dict[EnginePool, int] = {}
         self._retired: list[EnginePool] = []
-        self._nursery: trio.Nursery | None = None
 
     def _observe(self, pool: EnginePool) -> None:
+        pool.sentence_timeout = self.settings.sentence_timeout
+        pool._nursery = self._nursery
         pool.on_sentence = self.metrics.synthesis.labels(pool.name).observe
         pool.on_failure = self.metrics.engine_errors.labels(pool.name).inc
 
@@ -93,6 +95,7 @@ class TtsService:
         device = await trio.to_thread.run_sync(detect_device)
         service = cls(settings, await open_engine(settings, device), store, device, metrics)
         service._nursery = nursery
+        service.pool._nursery = nursery
         return service
 
     async def aclose(self) -> None:

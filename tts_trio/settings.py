@@ -28,6 +28,7 @@ ENV_VARS: dict[str, str] = {
     "max_sentence_chars": "TTS_MAX_SENTENCE_CHARS",
     "ws_max_queued": "TTS_WS_MAX_QUEUED",
     "max_streams": "TTS_MAX_STREAMS",
+    "sentence_timeout": "TTS_SENTENCE_TIMEOUT",
     "max_queue": "TTS_MAX_QUEUE",
     "max_queue_wait": "TTS_MAX_QUEUE_WAIT",
     "max_upload_bytes": "TTS_MAX_UPLOAD_BYTES",
@@ -100,6 +101,8 @@ class Settings:
     #: holds a slot (or delays cancellation) for long.
     max_sentence_chars: int = attrs.field(default=400, validator=_between(20, 100_000))
     ws_max_queued: int = attrs.field(default=8, validator=_between(0, 1000))
+    #: Longest one sentence may take before the stream ends with an error and the engine is marked unhealthy.
+    sentence_timeout: float = attrs.field(default=60.0, validator=_between(0.1, 3600))
     #: Streams synthesizing at once (all protocols); more wait in a bounded queue.
     max_streams: int = attrs.field(default=64, validator=_between(1, 100_000))
     max_queue: int = attrs.field(default=64, validator=_between(0, 100_000))
