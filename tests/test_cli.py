@@ -120,3 +120,11 @@ async def test_hypercorn_command_with_the_repo_config_serves(tmp_path: Path) -> 
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_serve_refuses_several_workers(tmp_path: Path) -> None:
+    config = tmp_path / "hypercorn.toml"
+    config.write_text('worker_class = "trio"\nworkers = 4\n')
+    result = subprocess.run([str(BIN), "serve", "--config", str(config)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "workers = 4" in result.stderr and "replicas" in result.stderr

@@ -113,3 +113,47 @@ async def test_a_client_that_reads_nothing_slows_only_itself(live_server: LiveSe
         assert "event: done" in response.text
     await stuck.aclose()
     await eventually(lambda: live_server.service.active_streams == 0)
+
+
+async def test_oversized_websocket_message_closes_only_that_socket(live_server: LiveServer) -> None:
+    limit = live_server.service.settings.ws_max_message_bytes
+    async with open_websocket_url(live_server.ws_url, max_message_size=1 << 24) as ws:
+        with pytest.raises(Exception):  # noqa: B017 - the server closes the socket (1009); the client reports it
+            await ws.send_message(json.dumps({"action": "generate", "text": "x" * (limit + 10)}))
+            await ws.get_message()
+    async with open_websocket_url(live_server.ws_url) as ws:
+        await ws.send_message(json.dumps({"action": "ping"}))
+        assert json.loads(await ws.get_message()) == {"type": "pong"}
+    await still_serving(live_server)
+
+
+async def test_http2_streams_reset_and_garbled_mid_connection(live_server: LiveServer) -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    host, port = live_server.base_url.removeprefix("http://").split(":")
+    stream = await trio.open_tcp_stream(host, int(port))
+    connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    connection.initiate_connection()
+    text = " ".join([PARAGRAPH] * 10).replace(" ", "%20")
+    headers = [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "x"),
+        (":path", f"/v1/tts/stream-sse?text={text}"),
+    ]
+    connection.send_headers(1, headers, end_stream=True)
+    connection.send_headers(3, headers, end_stream=True)
+    await stream.send_all(connection.data_to_send())
+    got_data = False
+    with trio.fail_after(10):
+        while not got_data:
+            for event in connection.receive_data(await stream.receive_some()):
+                got_data |= isinstance(event, h2.events.DataReceived)
+    connection.reset_stream(1)  # the client gives up on one stream mid-audio
+    await stream.send_all(connection.data_to_send() + b"\x00\x00\x04\x99\x00\x00\x00\x00\x03garbage!")
+    await trio.sleep(0.2)
+    await stream.aclose()
+    await eventually(lambda: live_server.service.active_streams == 0)
+    await still_serving(live_server)

@@ -85,3 +85,13 @@ async def test_log_records_carry_the_request_id() -> None:
         request_id.reset(token)
     assert record.request_id == "abc123"  # type: ignore[attr-defined]
     await trio.lowlevel.checkpoint()
+
+
+def test_json_log_lines_carry_the_request_id() -> None:
+    from tts_trio.observability import JsonFormatter
+
+    record = logging.LogRecord("tts_trio.test", logging.WARNING, __file__, 1, "engine %s slow", ("system",), None)
+    record.request_id = "r-1"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "engine system slow"
+    assert (line["level"], line["request_id"], line["logger"]) == ("warning", "r-1", "tts_trio.test")

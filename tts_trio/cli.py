@@ -69,7 +69,7 @@ def serve(
     except (SettingsError, UnknownEngine) as error:
         typer.echo(f"tts-trio: {error}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         trio.run(run_server, settings, hc_config)
     except Exception as error:  # start-up failures: port in use, engine cannot start

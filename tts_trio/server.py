@@ -17,8 +17,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
 from tts_trio.app import create_app
-from tts_trio.observability import RequestIdFilter
-from tts_trio.settings import Settings
+from tts_trio.observability import JsonFormatter, RequestIdFilter
+from tts_trio.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ def hypercorn_config(settings: Settings, config_file: Path | None = None, *, bin
     if bind_given or not config_file:
         config.bind = [bind_address(settings.host, settings.port)]
     config.worker_class = "trio"
+    if config.workers != 1:
+        raise SettingsError(
+            f"invalid setting workers = {config.workers} in {config_file}: run one process per machine or container "
+            "and scale out with replicas behind a proxy (engine state lives in the process)"
+        )
     config.graceful_timeout = settings.graceful_timeout
     config.websocket_max_message_size = settings.ws_max_message_bytes
     # Room for the longest text in an SSE query string (URL-encoded, up to 3 bytes a character).
@@ -56,13 +61,16 @@ async def serve(settings: Settings, config: Config) -> None:
     await hypercorn_serve(app, config, shutdown_trigger=wait_for_signal)  # type: ignore[arg-type]
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "text") -> None:
     """Log our own messages to stderr; Hypercorn keeps its own handlers (no duplicates)."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] [%(request_id)s] %(name)s: %(message)s")
-    )
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] [%(request_id)s] %(name)s: %(message)s")
+        )
     logger = logging.getLogger("tts_trio")
     logger.handlers[:] = [handler]
     logger.setLevel(level.upper())

@@ -37,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "ws_max_message_bytes": "TTS_WS_MAX_MESSAGE_BYTES",
     "graceful_timeout": "TTS_GRACEFUL_TIMEOUT",
     "log_level": "TTS_LOG_LEVEL",
+    "log_format": "TTS_LOG_FORMAT",
     "debug": "TTS_DEBUG",
     "chatterbox_model_type": "CHATTERBOX_MODEL_TYPE",
     "api_keys": "TTS_API_KEYS",
@@ -114,6 +115,8 @@ class Settings:
     ws_max_message_bytes: int = attrs.field(default=1 << 20, validator=_between(1024, 1 << 30))
     graceful_timeout: float = attrs.field(default=5.0, validator=_between(0, 3600))
     log_level: str = attrs.field(default="info", validator=_one_of(*LOG_LEVELS))
+    #: ``text`` for people, ``json`` (one object per line) for log shippers.
+    log_format: str = attrs.field(default="text", validator=_one_of("text", "json"))
     debug: bool = False
     #: RealtimeTTS 0.8.10's ChatterboxEngine has only the turbo model.
     chatterbox_model_type: str = "turbo"
