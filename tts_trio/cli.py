@@ -1,4 +1,4 @@
-"""The ``tts-trio`` command (typer): ``serve`` starts the server."""
+"""The ``tts-trio`` command (typer): ``serve`` starts the server; the client commands are in :mod:`admin`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import trio
 import typer
 
-from tts_trio import __version__
+from tts_trio import __version__, admin
 from tts_trio.engines import UnknownEngine, catalog_entry
 from tts_trio.settings import LOG_LEVELS, Settings, SettingsError, load_keys
 
@@ -75,6 +75,9 @@ def serve(
     except Exception as error:  # start-up failures: port in use, engine cannot start
         typer.echo(f"tts-trio: could not serve: {error}", err=True)
         raise typer.Exit(1) from None
+
+
+admin.register(app)
 
 
 def main() -> None:
