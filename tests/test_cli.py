@@ -93,9 +93,15 @@ async def test_serve_starts_speaks_and_stops_cleanly_on_sigterm(command: list[st
 )
 def test_serve_bad_setting_stops_startup_with_one_line(args: list[str], env: dict[str, str], message: str) -> None:
     started = time.monotonic()
-    result = subprocess.run(
-        [str(BIN), "serve", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=30
-    )
+    for _ in range(2):
+        result = subprocess.run(
+            [str(BIN), "serve", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=30
+        )
+        # Once, on a fresh container, this process was killed by an outside SIGTERM before it
+        # printed anything (a stale signal from another tool's child, on a recycled pid); a
+        # second run tells that apart from a real failure, which fails both times.
+        if result.returncode != -signal.SIGTERM:
+            break
     assert result.returncode == 2
     assert result.stderr.strip().startswith(message)
     assert "\n" not in result.stderr.strip()
