@@ -36,7 +36,7 @@ PARAGRAPH = (
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.load({"voices_path": tmp_path / "voices", "slots": 2}, environ={})
+    return Settings.load({"voices_path": tmp_path / "voices", "slots": 2, "max_queue_wait": 2.0}, environ={})
 
 
 @pytest.fixture

@@ -271,3 +271,37 @@ async def test_chunked_body_over_the_limit_is_rejected_while_reading(live_server
     assert body["error"]["code"] == "body_too_large"
     async with client(live_server) as http:
         assert (await http.get("/health")).status_code == 200
+
+
+async def test_ws_stop_then_generate_with_a_full_queue(live_server: LiveServer) -> None:
+    limit = live_server.service.settings.ws_max_queued
+    async with open_websocket_url(live_server.ws_url) as ws:
+        for index in range(limit + 1):  # one running, the queue full
+            await ws.send_message(json.dumps({"action": "generate", "text": LONG_TEXT, "request_id": f"q{index}"}))
+        await ws.send_message(json.dumps({"action": "stop"}))
+        await ws.send_message(json.dumps({"action": "generate", "text": "Right after the stop.", "request_id": "new"}))
+        seen = []
+        while True:
+            message = await ws.get_message()
+            if isinstance(message, str):
+                parsed = json.loads(message)
+                seen.append((parsed["type"], parsed.get("request_id"), parsed.get("code")))
+                if parsed["type"] == "done" and parsed["request_id"] == "new":
+                    break
+        assert ("error", "new", "queue_full") not in seen
+        assert ("start", "new", None) in seen
+
+
+async def test_text_that_is_not_unicode_is_refused_everywhere(live_server: LiveServer) -> None:
+    body = '{"text": "bad \\ud800 surrogate"}'
+    async with httpx.AsyncClient(base_url=live_server.base_url) as http:
+        response = await http.post("/v1/tts/generate", content=body, headers={"Content-Type": "application/json"})
+        assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid_parameter")
+    async with open_websocket_url(live_server.ws_url) as ws:
+        await ws.send_message('{"action": "append", "context_id": "c", "text": "bad \\ud800"}')
+        assert json.loads(await ws.get_message())["code"] == "invalid_parameter"
+        await ws.send_message(b"")  # an empty binary frame
+        assert json.loads(await ws.get_message())["code"] == "bad_request"
+        await ws.send_message(json.dumps({"action": "ping"}))
+        assert json.loads(await ws.get_message()) == {"type": "pong"}
+    assert all(engine._worker is not None for engine in live_server.service.pool.engines)

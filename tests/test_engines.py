@@ -81,7 +81,7 @@ async def test_switch_keeps_running_streams_on_the_old_engine(live_server: LiveS
             events = [line async for line in lines if line.startswith("event:")]
         assert events[-2:] == ["event: metrics", "event: done"]  # the old engine finished the stream
         # The old engine is shut down once its last stream has ended: its workers are gone.
-        await eventually(lambda: all(engine._worker is None for engine in old_pool.engines))
+        await eventually(lambda: all(engine._worker is None for engine in old_pool.engines), within=20)
         health = (await http.get("/health")).json()
         assert health["slots"]["total"] == 1
         assert live_server.service.resolve_voice("default") == "de"

@@ -53,13 +53,22 @@ def test_store_crash_between_write_and_rename_leaves_nothing(tmp_path: Path) -> 
     with pytest.raises(KeyboardInterrupt):
         store_voice(store, "half")
     assert store.list() == []
-    # A real crash would leave the staging directory behind; start-up removes it.
-    (tmp_path / ".tmp-v_0123456789abcdef").mkdir()
-    (tmp_path / ".tmp-v_0123456789abcdef" / "voice.json").write_text("{}")
+    # A real crash would leave the staging directory behind; start-up removes it once it is
+    # stale, and leaves a fresh one alone (another process sharing the directory may be writing).
+    import os
+    import time
+
+    stale = tmp_path / ".tmp-v_0123456789abcdef"
+    stale.mkdir()
+    (stale / "voice.json").write_text("{}")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".tmp-v_fedcba9876543210"
+    fresh.mkdir()
     restarted = VoiceStore(tmp_path)
     restarted.open()
     assert restarted.list() == []
-    assert not list(tmp_path.glob(".tmp-*"))
+    assert not stale.exists() and fresh.exists()
 
 
 def test_store_skips_corrupt_entries_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

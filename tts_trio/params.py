@@ -118,8 +118,17 @@ def _from_query(name: str, value: str, field_type: Any) -> Any:
     return value
 
 
+def clean_text(text: str) -> str:
+    """Control characters become spaces; unpaired surrogates (not text at all) are refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParameter("text: contains characters that are not valid Unicode text", field="text") from None
+    return text.translate(_CONTROL)
+
+
 def _validate(params: P, *, max_text_chars: int) -> P:
-    text = params.text.translate(_CONTROL).strip()
+    text = clean_text(params.text).strip()
     if not text:
         raise EmptyText("text must contain something to say", field="text")
     if len(text) > max_text_chars:

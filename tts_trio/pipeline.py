@@ -19,6 +19,7 @@ still being written.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
@@ -30,6 +31,8 @@ from tts_trio.audio import AudioChunk, AudioFormat, WordTiming
 from tts_trio.errors import ApiError
 from tts_trio.pool import EnginePool
 from tts_trio.sentences import iter_sentences
+
+log = logging.getLogger(__name__)
 
 #: Items buffered between the engine and a protocol (each at most ~1 s of audio).
 CHANNEL_CAPACITY = 16
@@ -161,6 +164,11 @@ async def produce_audio(
         except ApiError as error:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await send.send(StreamError(error.code, error.message))
+        except Exception:
+            # Nothing may escape into the nursery this runs in (for SSE, the app's own).
+            log.exception("a stream failed unexpectedly")
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await send.send(StreamError("synthesis_failed", "the stream failed; see the server log"))
 
 
 def open_audio_stream(

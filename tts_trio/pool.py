@@ -137,7 +137,11 @@ class EnginePool:
             raise EngineUnavailable("the engine is shutting down")
         if not self._idle and self._limiter.total_tokens == 0:
             raise EngineUnavailable("every engine instance is stuck; see /ready and the server log")
-        async with self._limiter:
+        with trio.move_on_after(self.sentence_timeout) as waiting:
+            await self._limiter.acquire()
+        if waiting.cancelled_caught:
+            raise EngineUnavailable("no engine slot came free in time; the engine may be stuck (see /ready)")
+        try:
             engine = self._idle.pop()
             started = trio.current_time()
             stuck: list[bool] = []
@@ -157,6 +161,8 @@ class EnginePool:
                     self._idle.append(engine)
             self._timed_out = False
             self.on_sentence(trio.current_time() - started)
+        finally:
+            self._limiter.release()
         for chunk in overflow:
             await send.send(chunk)
         return result
@@ -273,11 +279,14 @@ class EnginePool:
         self._stuck += 1
 
         async def restore() -> None:
-            await thread_done.wait()
-            self._idle.append(engine)
-            self._stuck -= 1
-            self._limiter.total_tokens = int(self._limiter.total_tokens) + 1
-            log.info("engine %s instance is back in service", self.name)
+            try:
+                await thread_done.wait()
+                self._idle.append(engine)
+                self._stuck -= 1
+                self._limiter.total_tokens = int(self._limiter.total_tokens) + 1
+                log.info("engine %s instance is back in service", self.name)
+            except Exception:
+                log.exception("could not put engine %s instance back in service", self.name)
 
         if self._nursery is not None:
             self._nursery.start_soon(restore)
@@ -287,9 +296,15 @@ class EnginePool:
         self._closed = True
         for engine in self._engines:
             engine.stop()
-        # Wait for running sentences to give their slots back, then shut down.
-        async with trio.open_nursery() as nursery:
-            for _ in self._engines:
-                nursery.start_soon(self._limiter.acquire)
-        for engine in self._engines:
+        # Wait (a bounded time) for running sentences to give their slots back,
+        # then shut down every instance that is idle; a stuck one is left to exit with the process.
+        with trio.move_on_after(self.stop_grace):
+            async with trio.open_nursery() as nursery:
+                for _ in range(int(self._limiter.total_tokens)):
+                    nursery.start_soon(self._limiter.acquire)
+        for engine in list(self._idle):
             await trio.to_thread.run_sync(engine.shutdown)
+        if len(self._idle) < len(self._engines):
+            log.warning(
+                "engine %s: %d instance(s) still busy at shutdown", self.name, len(self._engines) - len(self._idle)
+            )

@@ -130,18 +130,31 @@ class TtsService:
             return loaded
 
     def _retire(self, pool: EnginePool) -> None:
-        """Shut ``pool`` down once no stream uses it any more."""
-        if self._streams_per_pool.get(pool, 0) == 0:
-            self._close_later(pool)
-        else:
-            self._retired.append(pool)
+        """Shut ``pool`` down once no stream has used it for a while.
 
-    def _close_later(self, pool: EnginePool) -> None:
-        async def close() -> None:
-            await pool.aclose()
+        Requests resolve their engine before they start streaming (they may
+        wait for an admission place, or in a WebSocket's queue), so an old
+        pool is kept until it has had no stream for longer than such a wait.
+        """
+        self._retired.append(pool)
+        grace = self.settings.max_queue_wait + 1.0
+
+        async def reap() -> None:
+            try:
+                idle_since = trio.current_time()
+                while True:
+                    await trio.sleep(min(grace, 1.0))
+                    if self._streams_per_pool.get(pool, 0):
+                        idle_since = trio.current_time()
+                    elif trio.current_time() - idle_since >= grace:
+                        break
+                self._retired.remove(pool)
+                await pool.aclose()
+            except Exception:
+                log.exception("closing the previous engine failed")
 
         if self._nursery is not None:
-            self._nursery.start_soon(close)
+            self._nursery.start_soon(reap)
 
     def loaded_names(self) -> set[str]:
         return {self.engine.name, *(pool.name for pool in self._retired)}
@@ -217,9 +230,6 @@ class TtsService:
                 self._streams_per_pool[pool] = remaining
             else:
                 del self._streams_per_pool[pool]
-                if pool in self._retired:
-                    self._retired.remove(pool)
-                    self._close_later(pool)
 
     def health(self) -> dict[str, object]:
         slots = self.pool.statistics()

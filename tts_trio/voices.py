@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ _ID = re.compile(r"^v_[0-9a-f]{16}$")
 _META = "voice.json"
 _AUDIO = "reference.wav"
 _CURRENT = ".current.json"
+#: Staging entries older than this were left by a crash (a write takes well under a second).
+STALE_SECONDS = 600.0
 
 
 class VoiceExists(ApiError):
@@ -99,6 +102,9 @@ class VoiceStore:
         """Create the directory and clear what a crash may have left behind."""
         self.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.root.glob(".tmp-*"):
+            # Another process sharing the directory may be writing right now: only old ones are ours to clear.
+            if time.time() - leftover.stat().st_mtime < STALE_SECONDS:
+                continue
             log.warning("removing an unfinished write left by an earlier crash: %s", leftover.name)
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -172,7 +178,10 @@ class VoiceStore:
     def delete(self, voice_id: str) -> StoredVoice:
         voice = self.get(voice_id)
         trash = self.root / f".trash-{voice.id}-{secrets.token_hex(4)}"
-        os.rename(self.root / voice.id, trash)
+        try:
+            os.rename(self.root / voice.id, trash)
+        except FileNotFoundError:
+            raise VoiceNotFound(f"no voice {voice_id!r}", field="voice_id") from None  # deleted by another process
         _fsync_dir(self.root)
         shutil.rmtree(trash, ignore_errors=True)
         if self.current() == voice.id:

@@ -107,9 +107,11 @@ async def open_engine(
             for index in range(slots):
                 nursery.start_soon(start, index)
     except BaseException:
-        for engine in engines:
-            if engine is not None:
-                await trio.to_thread.run_sync(engine.shutdown)
+        # Shielded: a cancelled switch must still release what it loaded (GPU memory).
+        with trio.CancelScope(shield=True):
+            for engine in engines:
+                if engine is not None:
+                    await trio.to_thread.run_sync(engine.shutdown)
         raise
     fmt, converter = output_format(engines[0].get_stream_info())
     pool = EnginePool(entry.name, engines, fmt, device.kind if entry.capabilities.gpu != "no" else "cpu", converter)

@@ -198,7 +198,7 @@ class _Worker:
         self.lib.espeak_SetParameter(_PARAM_RATE, int(request.get("rate", 175)), 0)  # type: ignore[call-overload]
         self.lib.espeak_SetParameter(_PARAM_PITCH, int(request.get("pitch", 50)), 0)  # type: ignore[call-overload]
         self.flush_samples = max(1, int(request.get("flush_samples", 22050)))  # type: ignore[call-overload]
-        text = str(request.get("text", "")).encode("utf-8") + b"\0"
+        text = str(request.get("text", "")).encode("utf-8", "replace") + b"\0"
         status = self.lib.espeak_Synth(text, len(text), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if self.aborted:
             self.pending.clear()

@@ -19,8 +19,9 @@ voice ids work too.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import attrs
@@ -153,7 +154,10 @@ async def speech() -> Any:
     except ApiError as error:
         raise _openai_error(error) from None
     nursery: trio.Nursery = current_app.nursery  # type: ignore[attr-defined]
-    place = await service.admission.acquire()
+    try:
+        place = await service.admission.acquire()
+    except ApiError as error:
+        raise _openai_error(error) from None
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **choice.headers(job.pool.audio_format)}
     if request.stream_format == "sse":
         body = _sse_body(nursery, service, job, choice, place)
@@ -168,7 +172,7 @@ async def speech() -> Any:
 
 async def _encoded(
     nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
-) -> AsyncIterator[bytes | StreamError]:
+) -> AsyncGenerator[bytes | StreamError, None]:
     """Encoded audio as it is synthesized, ending with the encoder's tail (or an error)."""
     stream = DetachedStream.start(nursery, job)
     output = EncodedOutput(job.pool.audio_format, choice)
@@ -199,12 +203,13 @@ async def _encoded(
 async def _audio_body(
     nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
 ) -> AsyncIterator[bytes]:
-    async for piece in _encoded(nursery, service, job, choice, place):
-        if isinstance(piece, StreamError):
-            # Headers are gone: the only way to tell the client is to end the
-            # body early (a truncated file), and log it.
-            return
-        yield piece
+    async with contextlib.aclosing(_encoded(nursery, service, job, choice, place)) as pieces:
+        async for piece in pieces:
+            if isinstance(piece, StreamError):
+                # Headers are gone: the only way to tell the client is to end the
+                # body early (a truncated file), and log it.
+                return
+            yield piece
 
 
 def _event(payload: dict[str, Any]) -> bytes:
@@ -214,11 +219,12 @@ def _event(payload: dict[str, Any]) -> bytes:
 async def _sse_body(
     nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
 ) -> AsyncIterator[bytes]:
-    async for piece in _encoded(nursery, service, job, choice, place):
-        if isinstance(piece, StreamError):
-            yield _event({"type": "error", "error": {"code": piece.code, "message": piece.message}})
-            return
-        yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
+    async with contextlib.aclosing(_encoded(nursery, service, job, choice, place)) as pieces:
+        async for piece in pieces:
+            if isinstance(piece, StreamError):
+                yield _event({"type": "error", "error": {"code": piece.code, "message": piece.message}})
+                return
+            yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
     tokens = len(job.text.split())
     yield _event(
         {"type": "speech.audio.done", "usage": {"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens}}

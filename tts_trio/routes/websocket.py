@@ -43,6 +43,7 @@ import base64
 import json
 import logging
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -55,7 +56,7 @@ from tts_trio.audio import AudioChunk, AudioFormat, frame_aligned, split_chunks,
 from tts_trio.encoding import EncodingChoice
 from tts_trio.errors import ApiError, BadRequest, InvalidJson, InvalidParameter, QueueFull, TextTooLong, UnknownAction
 from tts_trio.output import EncodedOutput
-from tts_trio.params import ContextParams, WsGenerateParams, parse_json_params
+from tts_trio.params import ContextParams, WsGenerateParams, clean_text, parse_json_params
 from tts_trio.pipeline import StreamError, StreamMetrics, SynthesisJob, open_audio_stream
 from tts_trio.security import accept_subprotocol
 from tts_trio.sentences import SentenceAssembler
@@ -69,6 +70,8 @@ blueprint = Blueprint("websocket", __name__)
 SEND_TIMEOUT = 30.0
 #: Text-in contexts one socket may have open at once.
 MAX_CONTEXTS = 16
+#: A context that gets no text (and no flush or end) for this long is ended: it holds a stream place.
+CONTEXT_IDLE_TIMEOUT = 60.0
 _WAV_HEADER_BYTES = 44
 
 
@@ -135,8 +138,8 @@ class _Session:
                     await self._send_json({"type": "error", **error.to_dict()})
 
     # -- incoming ---------------------------------------------------------
-    async def _dispatch(self, message: str | bytes) -> None:
-        if isinstance(message, bytes):
+    async def _dispatch(self, message: str | bytes | None) -> None:
+        if message is None or isinstance(message, bytes):  # an empty frame arrives as None
             raise BadRequest("binary messages are not accepted; send JSON text")
         try:
             data = json.loads(message)
@@ -189,7 +192,13 @@ class _Session:
             self.service.stream_cancelled("stop")
             await self._send_json({"type": "stopped", "context_id": context.context_id})
             return
-        self._epoch += 1  # queued generations of older epochs are skipped
+        self._epoch += 1
+        # Empty the queue now, so a generate right after stop finds room.
+        while True:
+            try:
+                self._queue_receive.receive_nowait()
+            except trio.WouldBlock:
+                break
         stopped_id = self._running_id
         if self._running is not None:
             self._running.cancel()
@@ -213,6 +222,7 @@ class _Session:
             text = data.get("text")
             if not isinstance(text, str) or not text:
                 raise InvalidParameter("text: a non-empty string is required", field="text")
+            text = clean_text(text)
             if context is None:
                 context = self._open_context(context_id, data)
             elif set(data) - {"context_id", "text"}:
@@ -279,7 +289,8 @@ class _Session:
 
                 with self.service.track_stream(context.job.pool):
                     async with trio.open_nursery() as nursery:
-                        receive, metrics = open_audio_stream(nursery, context.job, sentences)
+                        source = _until_idle(sentences, CONTEXT_IDLE_TIMEOUT)
+                        receive, metrics = open_audio_stream(nursery, context.job, source)
                         async with receive:
                             async for item in receive:
                                 if isinstance(item, StreamError):
@@ -326,6 +337,14 @@ class _Session:
     async def _generate(self, generation: _Generation) -> None:
         place = await self._admitted({"request_id": generation.request_id})
         if place is None:
+            return
+        try:
+            # Resolved again now: the engine may have been switched while this waited.
+            job = self.service.job(generation.params)
+            generation = attrs.evolve(generation, job=job, choice=self.service.encoding(generation.params, job))
+        except ApiError as error:
+            place.release()
+            await self._send_json({"type": "error", "request_id": generation.request_id, **error.to_dict()})
             return
         try:
             await self._generate_admitted(generation)
@@ -395,3 +414,23 @@ def _audio_messages(data: bytes, fmt: AudioFormat, choice: EncodingChoice, chunk
         return [wav_file(target, data)]
     room = frame_aligned(chunk_size - _WAV_HEADER_BYTES, target)
     return [wav_file(target, piece) for piece in split_chunks(data, room)]
+
+
+class ContextIdle(ApiError):
+    """Raised when a text-in context waited too long for text, flush or end."""
+
+    status = 408
+    code = "context_idle"
+
+
+async def _until_idle(sentences: trio.MemoryReceiveChannel[str], idle_seconds: float) -> AsyncIterator[str]:
+    """Sentences of a context; ends it with :class:`ContextIdle` when nothing arrives for ``idle_seconds``."""
+    while True:
+        with trio.move_on_after(idle_seconds) as waited:
+            try:
+                sentence = await sentences.receive()
+            except trio.EndOfChannel:
+                return
+        if waited.cancelled_caught:
+            raise ContextIdle(f"no text for {idle_seconds:g} s; send append, flush or end, or the context is ended")
+        yield sentence
