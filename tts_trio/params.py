@@ -19,6 +19,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 
 from tts_trio.encoding import FORMATS, MAX_RATE, MIN_RATE
 from tts_trio.errors import BadRequest, EmptyText, InvalidParameter, TextTooLong
+from tts_trio.strict import strict_converter
 
 MIN_CHUNK_SIZE = 256
 MAX_CHUNK_SIZE = 1 << 20
@@ -167,35 +168,4 @@ def _describe(group: cattrs.ClassValidationError) -> str:
     return "invalid parameters"
 
 
-def _structure_str(value: Any, _: type) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _structure_int(value: Any, _: type) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected an integer, got {type(value).__name__}")
-    return value
-
-
-def _structure_bool(value: Any, _: type) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {type(value).__name__}")
-    return value
-
-
-def _structure_float(value: Any, _: type) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {type(value).__name__}")
-    number = float(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError("expected a finite number")
-    return number
-
-
-_converter = cattrs.Converter(forbid_extra_keys=True)
-_converter.register_structure_hook(str, _structure_str)
-_converter.register_structure_hook(int, _structure_int)
-_converter.register_structure_hook(float, _structure_float)
-_converter.register_structure_hook(bool, _structure_bool)
+_converter = strict_converter()

@@ -43,6 +43,7 @@ from tts_trio.errors import ApiError, InvalidParameter
 from tts_trio.hardware import Device, detect_device
 from tts_trio.hardware import default_slots as hardware_default_slots
 from tts_trio.settings import ENV_VARS, Settings
+from tts_trio.strict import strict_converter
 
 if TYPE_CHECKING:
     from RealtimeTTS.engines.base_engine import BaseEngine
@@ -934,35 +935,4 @@ def _describe(group: cattrs.ClassValidationError) -> tuple[str, str]:
     return "config: invalid", "config"
 
 
-def _structure_str(value: Any, _: type) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _structure_int(value: Any, _: type) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected an integer, got {type(value).__name__}")
-    return value
-
-
-def _structure_float(value: Any, _: type) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number, got {type(value).__name__}")
-    number = float(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError("expected a finite number")
-    return number
-
-
-def _structure_bool(value: Any, _: type) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {type(value).__name__}")
-    return value
-
-
-_converter = cattrs.Converter(forbid_extra_keys=True)
-_converter.register_structure_hook(str, _structure_str)
-_converter.register_structure_hook(int, _structure_int)
-_converter.register_structure_hook(float, _structure_float)
-_converter.register_structure_hook(bool, _structure_bool)
+_converter = strict_converter()

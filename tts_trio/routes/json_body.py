@@ -1,4 +1,4 @@
-"""Reading a JSON request body with a size limit that holds without Content-Length."""
+"""Reading a request body with a size limit that holds without Content-Length (and decoding JSON)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from quart import request
 from tts_trio.errors import BodyTooLarge, InvalidJson
 
 
-async def read_json_body(limit: int) -> Any:
-    """Read and decode the body, counting bytes as they arrive.
+async def read_body(limit: int) -> bytes:
+    """Read the body, counting bytes as they arrive, and refuse it past ``limit``.
 
     Quart enforces ``MAX_CONTENT_LENGTH`` only when the client sends a
     Content-Length; a chunked body is counted here instead.
@@ -23,6 +23,12 @@ async def read_json_body(limit: int) -> Any:
         data += chunk
         if len(data) > limit:
             raise BodyTooLarge(f"the body is over the limit of {limit} bytes")
+    return bytes(data)
+
+
+async def read_json_body(limit: int) -> Any:
+    """Read (see :func:`read_body`) and decode a JSON body."""
+    data = await read_body(limit)
     if not data.strip():
         raise InvalidJson('the body is empty; send a JSON object such as {"text": "Hello"}')
     try:

@@ -20,8 +20,9 @@ from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 
 from tts_trio.app import current_service, current_settings
-from tts_trio.errors import ApiError, BadRequest, BodyTooLarge, InvalidParameter
+from tts_trio.errors import ApiError, BadRequest, InvalidParameter
 from tts_trio.reference_audio import normalize_reference
+from tts_trio.routes.json_body import read_body
 
 blueprint = Blueprint("voices", __name__)
 
@@ -34,17 +35,6 @@ class BuiltinVoice(ApiError):
 
     status = 409
     code = "builtin_voice"
-
-
-async def _read_limited(limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(f"the upload is {request.content_length} bytes; the limit is {limit}")
-    data = bytearray()
-    async for chunk in request.body:
-        data += chunk
-        if len(data) > limit:
-            raise BodyTooLarge(f"the upload is over the limit of {limit} bytes")
-    return bytes(data)
 
 
 def _parse_form(data: bytes) -> tuple[dict[str, str], dict[str, FileStorage]]:
@@ -94,7 +84,7 @@ async def list_voices() -> Any:
 async def create_voice() -> Any:
     service = current_service()
     settings = current_settings()
-    form, files = _parse_form(await _read_limited(settings.max_upload_bytes))
+    form, files = _parse_form(await read_body(settings.max_upload_bytes))
     name = _voice_name(form)
     language = form.get("language", "en").strip() or "en"
     if not _LANGUAGE.match(language):
