@@ -2,6 +2,7 @@ import io
 import wave
 
 from tts_trio.audio import AudioFormat, frame_aligned, split_chunks, streaming_wav_header, wav_file
+from tts_trio.encoding import choose_encoding
 
 FMT = AudioFormat(sample_rate=22050)
 
@@ -41,4 +42,4 @@ def test_format_description_names_everything_a_client_needs() -> None:
         "sample_width": 2,
         "channels": 1,
     }
-    assert FMT.headers("pcm")["X-Audio-Sample-Rate"] == "22050"
+    assert choose_encoding("pcm", None, FMT).headers(FMT)["X-Audio-Sample-Rate"] == "22050"

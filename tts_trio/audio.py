@@ -35,9 +35,6 @@ class AudioFormat:
     def encoding(self) -> str:
         return f"pcm_s{self.sample_width * 8}le"
 
-    def duration(self, pcm_bytes: int) -> float:
-        return pcm_bytes / (self.frame_size * self.sample_rate)
-
     def describe(self, output_format: str) -> dict[str, object]:
         """The format as clients see it (SSE ``format`` event, WebSocket ``start``)."""
         return {
@@ -46,16 +43,6 @@ class AudioFormat:
             "sample_rate": self.sample_rate,
             "sample_width": self.sample_width,
             "channels": self.channels,
-        }
-
-    def headers(self, output_format: str) -> dict[str, str]:
-        """HTTP headers that state the format next to the body."""
-        return {
-            "X-Audio-Format": output_format,
-            "X-Audio-Encoding": self.encoding,
-            "X-Audio-Sample-Rate": str(self.sample_rate),
-            "X-Audio-Sample-Width": str(self.sample_width),
-            "X-Audio-Channels": str(self.channels),
         }
 
 
