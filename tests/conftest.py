@@ -17,6 +17,7 @@ from tts_trio.app import create_app
 from tts_trio.engines import open_engine
 from tts_trio.hardware import detect_device
 from tts_trio.pool import EnginePool
+from tts_trio.server import draining_trigger
 from tts_trio.service import TtsService
 from tts_trio.settings import Settings
 
@@ -72,19 +73,22 @@ class LiveServer:
         return service
 
 
-async def start_live_server(nursery: trio.Nursery, settings: Settings) -> tuple[LiveServer, Callable[[], object]]:
+async def start_live_server(
+    nursery: trio.Nursery, settings: Settings, graceful_timeout: float = 1.0
+) -> tuple[LiveServer, Callable[[], object]]:
     app = create_app(settings)
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.worker_class = "trio"
-    config.graceful_timeout = 1.0
+    config.graceful_timeout = graceful_timeout
     config.websocket_max_message_size = settings.ws_max_message_bytes
     shutdown = trio.Event()
     finished = trio.Event()
 
     async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         try:
-            await serve(app, config, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
+            trigger = draining_trigger(app, shutdown.wait, config.graceful_timeout)
+            await serve(app, config, shutdown_trigger=trigger, task_status=task_status)  # type: ignore[arg-type]
         finally:
             finished.set()
 

@@ -11,7 +11,12 @@ import threading
 import time
 from typing import Any
 
+import attrs
 from RealtimeTTS.engines.base_engine import BaseEngine
+
+from tts_trio.pool import EnginePool
+
+from .conftest import LiveServer
 
 
 class PacedEngine(BaseEngine):  # type: ignore[misc]
@@ -66,3 +71,12 @@ class FailingEngine(PacedEngine):
             self.queue.put(b"x" * 32)
             raise RuntimeError("secret internal detail /usr/lib/engine.so")
         return super().synthesize(text)
+
+
+def use_engine(server: LiveServer, pool: EnginePool) -> None:
+    """Make ``pool`` the server's current engine (as a switch would)."""
+    service = server.service
+    pool.sentence_timeout = 0.5
+    pool.stop_grace = 0.2
+    pool._nursery = service._nursery
+    service.engine = attrs.evolve(service.engine, pool=pool, voices={}, variants=frozenset(), default_voice=None)

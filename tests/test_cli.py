@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -134,3 +135,46 @@ def test_serve_refuses_several_workers(tmp_path: Path) -> None:
     result = subprocess.run([str(BIN), "serve", "--config", str(config)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "workers = 4" in result.stderr and "replicas" in result.stderr
+
+
+async def test_sigterm_during_streams_ends_them_with_a_final_event_and_exits_0(tmp_path: Path) -> None:
+    """The real engine and process: open streams end with ``done`` or ``shutting_down``, never just stop."""
+    port = free_port()
+    env = {"TTS_VOICES_PATH": str(tmp_path), "TTS_SLOTS": "2", "TTS_GRACEFUL_TIMEOUT": "3"}
+    process = spawn([str(BIN), "serve", "--port", str(port)], env)
+    base = f"http://127.0.0.1:{port}"
+    text = " ".join(f"This is sentence number {n} of a long answer." for n in range(150))
+    finals: list[str] = []
+    try:
+        await wait_healthy(base, process)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+
+            async def listen(first_audio: trio.Event) -> None:
+                last = ""
+                async with http.stream("GET", "/v1/tts/stream-sse", params={"text": text}) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("event: "):
+                            last = line
+                            if line == "event: audio":
+                                first_audio.set()
+                        elif line.startswith("data: ") and last == "event: error":
+                            last = f"error:{json.loads(line[6:])['code']}"
+                finals.append(last)
+
+            with trio.fail_after(30):
+                async with trio.open_nursery() as clients:
+                    started = [trio.Event() for _ in range(3)]
+                    for event in started:
+                        clients.start_soon(listen, event)
+                    for event in started:
+                        await event.wait()
+                    process.send_signal(signal.SIGTERM)
+        output, _ = await trio.to_thread.run_sync(process.communicate, None, 20)
+        assert process.returncode == 0, output.decode()
+        assert worker_pids(process.pid) == set()
+        assert len(finals) == 3
+        assert set(finals) <= {"event: done", "error:shutting_down"}, finals
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import attrs
 import httpx
 from trio_websocket import open_websocket_url
 
@@ -12,17 +11,8 @@ from tts_trio.audio import AudioFormat
 from tts_trio.pool import EnginePool
 
 from .conftest import LiveServer, eventually
-from .engines import FailingEngine, PacedEngine
+from .engines import FailingEngine, PacedEngine, use_engine
 from .sse import parse_events
-
-
-def use_engine(server: LiveServer, pool: EnginePool) -> None:
-    """Make ``pool`` the server's current engine (as a switch would)."""
-    service = server.service
-    pool.sentence_timeout = 0.5
-    pool.stop_grace = 0.2
-    pool._nursery = service._nursery
-    service.engine = attrs.evolve(service.engine, pool=pool, voices={}, variants=frozenset(), default_voice=None)
 
 
 async def test_an_engine_that_raises_mid_stream(live_server: LiveServer) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from tts_trio.errors import ApiError
+from tts_trio.shutdown import Shutdown
 
 
 class Overloaded(ApiError):
@@ -46,8 +47,9 @@ class Place:
 
 
 class Admission:
-    def __init__(self, max_streams: int, max_queue: int, max_wait: float) -> None:
+    def __init__(self, max_streams: int, max_queue: int, max_wait: float, shutdown: Shutdown | None = None) -> None:
         self._limiter = trio.CapacityLimiter(max_streams)
+        self.shutdown = shutdown or Shutdown()
         self.max_queue = max_queue
         self.max_wait = max_wait
         #: Observers for metrics (seconds waited; a refusal).
@@ -69,7 +71,12 @@ class Admission:
         return error
 
     async def acquire(self) -> Place:
-        """Wait for a place (bounded queue, bounded wait) or raise :class:`Overloaded`."""
+        """Wait for a place (bounded queue, bounded wait) or raise :class:`Overloaded`.
+
+        Raises :class:`~tts_trio.shutdown.ShuttingDown` once the server drains,
+        also for a request that was already waiting.
+        """
+        self.shutdown.check()
         place = Place(self)
         try:
             self._limiter.acquire_on_behalf_of_nowait(place)
@@ -79,8 +86,9 @@ class Admission:
         if self.waiting >= self.max_queue:
             raise self._refuse(f"{self.max_queue} requests are already waiting")
         started = trio.current_time()
-        with trio.move_on_after(self.max_wait):
+        with self.shutdown.wait(), trio.move_on_after(self.max_wait):
             await self._limiter.acquire_on_behalf_of(place)
             self.on_wait(trio.current_time() - started)
             return place
+        self.shutdown.check()
         raise self._refuse(f"no stream place came free within {self.max_wait:g} s")

@@ -19,6 +19,7 @@ from tts_trio.observability import Metrics, new_request_id, request_id
 from tts_trio.security import Cors, KeyRing, check_http, check_websocket
 from tts_trio.service import TtsService
 from tts_trio.settings import Settings, cors_origins, load_keys
+from tts_trio.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_upload_bytes)
     app.config["BODY_TIMEOUT"] = 30
     app.extensions["tts_settings"] = settings
+    shutdown = Shutdown()
+    app.extensions["tts_shutdown"] = shutdown
 
     from tts_trio.routes import engines, generate, health, openai, pages, sse, voices
     from tts_trio.routes import websocket as websocket_routes
@@ -82,7 +85,12 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.before_serving
     async def open_service() -> None:
-        app.extensions["tts"] = await TtsService.open(settings, app.nursery, metrics)  # type: ignore[attr-defined]
+        app.extensions["tts"] = await TtsService.open(
+            settings,
+            app.nursery,  # type: ignore[attr-defined]
+            metrics,
+            shutdown,
+        )
         log.info("engine %s ready with %d slots", settings.engine, app.extensions["tts"].pool.statistics().total)
 
     @app.after_serving
@@ -134,6 +142,12 @@ def current_service() -> TtsService:
 
         raise EngineUnavailable("the engine is not ready")
     return cast(TtsService, service)
+
+
+def begin_shutdown(app: QuartTrio, graceful_timeout: float) -> None:
+    """Start draining ``app`` (see :mod:`tts_trio.shutdown`); the server's shutdown trigger calls this."""
+    shutdown: Shutdown = app.extensions["tts_shutdown"]
+    shutdown.begin(graceful_timeout)
 
 
 def current_settings() -> Settings:

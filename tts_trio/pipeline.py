@@ -28,9 +28,10 @@ import attrs
 import trio
 
 from tts_trio.audio import AudioChunk, AudioFormat, WordTiming
-from tts_trio.errors import ApiError
+from tts_trio.errors import ApiError, SynthesisFailed
 from tts_trio.pool import EnginePool
 from tts_trio.sentences import iter_sentences
+from tts_trio.shutdown import Shutdown, ShuttingDown
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class SynthesisJob:
     voice: str | None
     max_sentence_chars: int = 400
     voice_parameters: dict[str, Any] = attrs.field(factory=dict)
+    #: Cuts the stream short when the server drains; None: never.
+    shutdown: Shutdown | None = None
 
 
 @attrs.frozen
@@ -76,6 +79,16 @@ class StreamError:
 
     code: str
     message: str
+
+    def to_api_error(self) -> ApiError:
+        """The HTTP error for a response whose headers are not sent yet (503, same code)."""
+        error: ApiError
+        if self.code == "shutting_down":
+            error = ShuttingDown(self.message, retry_after=1)
+        else:
+            error = SynthesisFailed(self.message)
+        error.code = self.code
+        return error
 
 
 StreamItem = AudioChunk | SentenceTimings | StreamError
@@ -135,40 +148,46 @@ async def produce_audio(
 
     ``sentences`` replaces splitting ``job.text`` when the text arrives over
     time. Never raises except ``trio.Cancelled``: a client that went away
-    ends the stream quietly, an engine failure is sent as a :class:`StreamError`.
+    ends the stream quietly, an engine failure is sent as a :class:`StreamError`,
+    and so is a stream cut short because the server drains (``shutting_down``).
     """
     pool = job.pool
     fmt: AudioFormat = pool.audio_format
     bytes_per_second = fmt.sample_rate * fmt.frame_size
     source = sentences if sentences is not None else iter_sentences(job.text, max_chars=job.max_sentence_chars)
     position = 0.0
+    shutdown = job.shutdown or Shutdown()
     async with send:
-        try:
-            index = 0
-            async for sentence in _sentences_of(source):
-                result = await pool.synthesize(
-                    sentence, sentence=index, voice=job.voice, send=send, voice_parameters=job.voice_parameters
-                )
-                duration = result.pcm_bytes / bytes_per_second
-                words = tuple(word.shifted(position) for word in result.words)
-                timings = SentenceTimings(index, sentence, round(position, 4), round(position + duration, 4), words)
-                position += duration
-                metrics.sentences += 1
-                metrics.audio_seconds = position
-                await send.send(timings)
-                index += 1
-                if not result.completed:
-                    break
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        except ApiError as error:
+        with shutdown.stream() as cut:
+            try:
+                index = 0
+                async for sentence in _sentences_of(source):
+                    result = await pool.synthesize(
+                        sentence, sentence=index, voice=job.voice, send=send, voice_parameters=job.voice_parameters
+                    )
+                    duration = result.pcm_bytes / bytes_per_second
+                    words = tuple(word.shifted(position) for word in result.words)
+                    timings = SentenceTimings(index, sentence, round(position, 4), round(position + duration, 4), words)
+                    position += duration
+                    metrics.sentences += 1
+                    metrics.audio_seconds = position
+                    await send.send(timings)
+                    index += 1
+                    if not result.completed:
+                        break
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            except ApiError as error:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await send.send(StreamError(error.code, error.message))
+            except Exception:
+                # Nothing may escape into the nursery this runs in (for SSE, the app's own).
+                log.exception("a stream failed unexpectedly")
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await send.send(StreamError("synthesis_failed", "the stream failed; see the server log"))
+        if cut.cancelled_caught:
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await send.send(StreamError(error.code, error.message))
-        except Exception:
-            # Nothing may escape into the nursery this runs in (for SSE, the app's own).
-            log.exception("a stream failed unexpectedly")
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await send.send(StreamError("synthesis_failed", "the stream failed; see the server log"))
+                await send.send(StreamError("shutting_down", "the server is shutting down; the stream was cut short"))
 
 
 def open_audio_stream(

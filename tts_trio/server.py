@@ -4,23 +4,29 @@
 :func:`serve` passes a shutdown trigger that waits for SIGTERM or SIGINT:
 Hypercorn then stops accepting, lets open requests finish within
 ``graceful_timeout``, and runs the app's shutdown, which stops every engine.
+The trigger also starts the app's drain (:mod:`tts_trio.shutdown`) so that
+streams still running end with a final event instead of being cut.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
+from quart_trio import QuartTrio
 
-from tts_trio.app import create_app
+from tts_trio.app import begin_shutdown, create_app
 from tts_trio.observability import JsonFormatter, RequestIdFilter
 from tts_trio.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
+
+ShutdownTrigger = Callable[[], Awaitable[None]]
 
 
 def bind_address(host: str, port: int) -> str:
@@ -55,10 +61,26 @@ async def wait_for_signal() -> None:
             return
 
 
+def draining_trigger(app: QuartTrio, wait: Callable[[], Awaitable[None]], graceful_timeout: float) -> ShutdownTrigger:
+    """A Hypercorn shutdown trigger that returns after ``wait()`` and starts the app's drain.
+
+    Hypercorn stops accepting when the trigger returns and cancels what is
+    still open ``graceful_timeout`` seconds later; the drain makes streams
+    end with a final event before that.
+    """
+
+    async def trigger() -> None:
+        await wait()
+        begin_shutdown(app, graceful_timeout)
+
+    return trigger
+
+
 async def serve(settings: Settings, config: Config) -> None:
     """Serve until a signal arrives."""
     app = create_app(settings)
-    await hypercorn_serve(app, config, shutdown_trigger=wait_for_signal)  # type: ignore[arg-type]
+    trigger = draining_trigger(app, wait_for_signal, config.graceful_timeout)
+    await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:

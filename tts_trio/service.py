@@ -31,6 +31,7 @@ from tts_trio.params import GenerateParams
 from tts_trio.pipeline import StreamMetrics, SynthesisJob
 from tts_trio.pool import EnginePool
 from tts_trio.settings import Settings
+from tts_trio.shutdown import Shutdown
 from tts_trio.voices import VoiceStore
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,11 @@ class TtsService:
         store: VoiceStore,
         device: Device,
         metrics: Metrics | None = None,
+        shutdown: Shutdown | None = None,
     ) -> None:
         self.settings = settings
+        #: Set off by the server's shutdown trigger (see :mod:`tts_trio.shutdown`).
+        self.shutdown = shutdown or Shutdown()
         self._nursery: trio.Nursery | None = None
         self.metrics = metrics or Metrics()
         self.engine = engine
@@ -58,7 +62,7 @@ class TtsService:
         #: One switch at a time.
         self.switch_lock = trio.Lock()
         self.active_streams = 0
-        self.admission = Admission(settings.max_streams, settings.max_queue, settings.max_queue_wait)
+        self.admission = Admission(settings.max_streams, settings.max_queue, settings.max_queue_wait, self.shutdown)
         self.admission.on_wait = self.metrics.queue_wait.observe
         self.admission.on_refuse = self.metrics.refused.inc
         self._observe(engine.pool)
@@ -88,12 +92,16 @@ class TtsService:
 
     @classmethod
     async def open(
-        cls, settings: Settings, nursery: trio.Nursery | None = None, metrics: Metrics | None = None
+        cls,
+        settings: Settings,
+        nursery: trio.Nursery | None = None,
+        metrics: Metrics | None = None,
+        shutdown: Shutdown | None = None,
     ) -> TtsService:
         store = VoiceStore(settings.voices_path)
         await trio.to_thread.run_sync(store.open)
         device = await trio.to_thread.run_sync(detect_device)
-        service = cls(settings, await open_engine(settings, device), store, device, metrics)
+        service = cls(settings, await open_engine(settings, device), store, device, metrics, shutdown)
         service._nursery = nursery
         service.pool._nursery = nursery
         return service
@@ -208,6 +216,7 @@ class TtsService:
             text=params.text,
             voice=self.resolve_voice(params.voice_id),
             max_sentence_chars=self.settings.max_sentence_chars,
+            shutdown=self.shutdown,
             # Always set: engine instances are shared, so nothing may carry over.
             voice_parameters=engine.speed_parameters(params.speed),
         )

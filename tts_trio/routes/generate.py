@@ -20,7 +20,6 @@ from tts_trio.admission import Place
 from tts_trio.app import current_service, current_settings
 from tts_trio.audio import AudioChunk
 from tts_trio.encoding import encode_complete, is_cheap
-from tts_trio.errors import SynthesisFailed
 from tts_trio.params import GenerateBodyParams, parse_json_params
 from tts_trio.pipeline import SentenceTimings, StreamError, open_audio_stream
 from tts_trio.routes.json_body import read_json_body
@@ -62,7 +61,7 @@ async def generate() -> Any:
                     else:
                         sentences.append(item)
     if failure is not None:
-        raise SynthesisFailed(failure.message)
+        raise failure.to_api_error()
     if is_cheap(choice, fmt):
         payload = encode_complete(fmt, choice, bytes(pcm))
     else:

@@ -24,7 +24,12 @@ async def health() -> Any:
 async def ready() -> Any:
     """200 when the engine can take requests, 503 while starting, switching away or shutting down."""
     service = current_app.extensions.get("tts")
-    ok = service is not None and service.pool.accepting and service.pool.healthy
+    ok = (
+        service is not None
+        and service.pool.accepting
+        and service.pool.healthy
+        and not service.shutdown.started.is_set()
+    )
     response = jsonify({"ready": ok, "engine": service.pool.name if service is not None else None})
     response.status_code = 200 if ok else 503
     return response

@@ -4,7 +4,8 @@ Events, in order: ``format`` (how to decode the audio), then ``audio``
 events ``{"chunk": base64, "index": n}`` (n from 1, each decoded chunk at
 most ``chunk_size`` bytes) with a ``timings`` event after each sentence's
 audio, then ``metrics`` and ``done``; or ``error`` if the engine fails
-mid-stream. The decoded chunks joined in order are one continuous file in
+mid-stream, or with code ``shutting_down`` if the server stops before the
+stream could finish. The decoded chunks joined in order are one continuous file in
 ``output_format``: with ``wav`` (the default) the first chunk starts with an
 open-ended WAV header, so the joined chunks play as a ``.wav`` file.
 

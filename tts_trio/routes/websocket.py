@@ -28,6 +28,10 @@ so it cannot be confused.
 Bad messages get ``{"type": "error", "code", "message"}`` and the socket
 stays open.
 
+When the server shuts down, new and queued work is refused with a
+``shutting_down`` error, running work finishes or ends with that error at
+the drain deadline, and then the socket is closed with 1001 (going away).
+
 With ``output_format: "wav"`` (the default for ``generate``) each binary
 message is a complete small WAV file, so a browser can hand every message to
 ``decodeAudioData`` (the seed's JavaScript client does). Every other format
@@ -62,6 +66,7 @@ from tts_trio.security import accept_subprotocol
 from tts_trio.sentences import SentenceAssembler
 from tts_trio.service import TtsService
 from tts_trio.settings import Settings
+from tts_trio.shutdown import ShuttingDown
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("websocket", __name__)
@@ -122,20 +127,47 @@ class _Session:
         self._running: trio.CancelScope | None = None
         self._running_id: str | None = None
         self._queue_send, self._queue_receive = trio.open_memory_channel[_Generation](settings.ws_max_queued)
+        #: Generations accepted and not yet ended (queued, or taken from the queue and running).
+        self._generations = 0
         self._contexts: dict[str, _Context] = {}
         self._nursery: trio.Nursery | None = None
+        #: Replaced each time work ends, so the drain can wait for the socket to go idle.
+        self._work_ended = trio.Event()
 
     async def run(self, subprotocol: str | None) -> None:
         await self.ws.accept(subprotocol=subprotocol)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._run_generations)
+            nursery.start_soon(self._close_when_drained, nursery.cancel_scope)
             while True:
                 message = await self.ws.receive()
                 try:
                     await self._dispatch(message)
                 except ApiError as error:
                     await self._send_json({"type": "error", **error.to_dict()})
+
+    def _ended_work(self) -> None:
+        self._work_ended.set()
+        self._work_ended = trio.Event()
+
+    def _busy(self) -> bool:
+        return self._generations > 0 or bool(self._contexts)
+
+    async def _close_when_drained(self, session: trio.CancelScope) -> None:
+        """When the server drains, close with 1001 once the running work has ended.
+
+        Running work ends by itself or with a ``shutting_down`` error at the
+        drain deadline; queued generations are refused by admission.
+        """
+        await self.service.shutdown.started.wait()
+        while self._busy():
+            await self._work_ended.wait()
+        async with self._send_lock:
+            with trio.move_on_after(SEND_TIMEOUT) as scope:
+                scope.shield = True
+                await self.ws.close(1001, "the server is shutting down")
+        session.cancel()
 
     # -- incoming ---------------------------------------------------------
     async def _dispatch(self, message: str | bytes | None) -> None:
@@ -170,6 +202,7 @@ class _Session:
             raise UnknownAction(f"unknown action {str(action)[:40]!r}; use generate, stop, ping, append, flush or end")
 
     def _enqueue(self, data: dict[str, Any]) -> None:
+        self.service.shutdown.check()
         params = parse_json_params(WsGenerateParams, data, max_text_chars=self.settings.max_text_chars)
         job = self.service.job(params)
         choice = self.service.encoding(params, job)
@@ -177,6 +210,7 @@ class _Session:
         request_id = params.request_id or f"g{self._counter}"
         try:
             self._queue_send.send_nowait(_Generation(job, params, choice, request_id, self._epoch))
+            self._generations += 1
         except trio.WouldBlock:
             raise QueueFull(
                 f"{self.settings.ws_max_queued} generations are already queued; wait for 'done' or send 'stop'",
@@ -197,6 +231,7 @@ class _Session:
         while True:
             try:
                 self._queue_receive.receive_nowait()
+                self._generations -= 1
             except trio.WouldBlock:
                 break
         stopped_id = self._running_id
@@ -208,6 +243,7 @@ class _Session:
             self.service.stream_cancelled("stop")
         # Forgotten at once: the id is free again even while the engine winds down.
         self._contexts.clear()
+        self._ended_work()
         # The send lock orders this after any audio send in flight; what was
         # cancelled cannot start another one.
         await self._send_json({"type": "stopped", "request_id": stopped_id})
@@ -249,6 +285,7 @@ class _Session:
     def _open_context(self, context_id: str, data: dict[str, Any]) -> _Context:
         if len(self._contexts) >= MAX_CONTEXTS:
             raise QueueFull(f"at most {MAX_CONTEXTS} contexts may be open on one socket")
+        self.service.shutdown.check()
         options = {key: value for key, value in data.items() if key not in ("context_id", "text")}
         params = parse_json_params(ContextParams, {"text": "-", **options}, max_text_chars=self.settings.max_text_chars)
         # Bounded by the context's character limit, not by a message count.
@@ -313,24 +350,29 @@ class _Session:
             context.sentences.close()
             if self._contexts.get(context.context_id) is context:
                 del self._contexts[context.context_id]
+            self._ended_work()
 
     # -- generations -----------------------------------------------------
     async def _run_generations(self) -> None:
         async for generation in self._queue_receive:
-            if generation.epoch != self._epoch:
-                continue
-            with trio.CancelScope() as scope:
-                self._running, self._running_id = scope, generation.request_id
-                try:
-                    await self._generate(generation)
-                finally:
-                    self._running, self._running_id = None, None
+            try:
+                if generation.epoch != self._epoch:
+                    continue
+                with trio.CancelScope() as scope:
+                    self._running, self._running_id = scope, generation.request_id
+                    try:
+                        await self._generate(generation)
+                    finally:
+                        self._running, self._running_id = None, None
+            finally:
+                self._generations -= 1
+                self._ended_work()
 
     async def _admitted(self, ids: dict[str, str]) -> Place | None:
-        """A stream place, or None after telling the client the server is overloaded."""
+        """A stream place, or None after telling the client the server is overloaded or stopping."""
         try:
             return await self.service.admission.acquire()
-        except Overloaded as error:
+        except (Overloaded, ShuttingDown) as error:
             await self._send_json({"type": "error", **ids, **error.to_dict()})
             return None
 

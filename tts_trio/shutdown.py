@@ -1,0 +1,98 @@
+"""Graceful shutdown: how in-flight streams end when the server is told to stop.
+
+When SIGTERM arrives Hypercorn stops accepting connections and gives open
+ones ``graceful_timeout`` seconds before it cancels them, which would cut a
+stream mid-file with no word to the client. :class:`Shutdown` lets the
+streams end on their own terms inside that window:
+
+* new streams are refused at once with 503 ``shutting_down`` (a request on a
+  kept-alive connection can still arrive), and so are those waiting in the
+  admission queue;
+* running streams go on, and most finish; one still running shortly before
+  the graceful timeout is cancelled (the engine is stopped like on a
+  disconnect) and ends with a final ``shutting_down`` error event, so the
+  client knows the audio is incomplete and why;
+* ``/ready`` answers 503 so a load balancer stops routing here;
+* an idle WebSocket is closed with 1001 (going away), a busy one as soon as
+  its work has ended.
+
+Only ``tts-trio serve`` (and the tests) can start the drain: a bare
+``hypercorn tts_trio.asgi:app`` gives the app no signal, so there streams
+run until Hypercorn's own graceful timeout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import trio
+
+from tts_trio.errors import ApiError
+
+#: Streams are cut this long (at most) before the graceful timeout, leaving
+#: time for the engine to stop and the final event to reach the client.
+FINAL_EVENT_MARGIN = 1.0
+
+
+class ShuttingDown(ApiError):
+    """Raised for work the server will not start (or finish) because it is stopping."""
+
+    status = 503
+    code = "shutting_down"
+
+
+class Shutdown:
+    """The server's drain state, shared by every stream of one app."""
+
+    def __init__(self) -> None:
+        self.started = trio.Event()
+        self._deadline = math.inf
+        self._streams: set[trio.CancelScope] = set()
+        self._waits: set[trio.CancelScope] = set()
+
+    def begin(self, graceful_timeout: float) -> None:
+        """Start draining: streams must end within ``graceful_timeout`` seconds."""
+        if self.started.is_set():
+            return
+        margin = min(FINAL_EVENT_MARGIN, graceful_timeout / 4)
+        self._deadline = trio.current_time() + max(0.0, graceful_timeout - margin)
+        self.started.set()
+        for scope in self._streams:
+            scope.deadline = min(scope.deadline, self._deadline)
+        for scope in self._waits:
+            scope.cancel()
+
+    def check(self) -> None:
+        """Raise :class:`ShuttingDown` once draining has begun."""
+        if self.started.is_set():
+            raise ShuttingDown("the server is shutting down; retry on another instance", retry_after=1)
+
+    @contextmanager
+    def stream(self) -> Iterator[trio.CancelScope]:
+        """A scope for one stream's synthesis, cancelled at the drain deadline.
+
+        The caller checks ``cancelled_caught`` afterwards to tell the client
+        the stream was cut short.
+        """
+        scope = trio.CancelScope(deadline=self._deadline)
+        self._streams.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._streams.discard(scope)
+
+    @contextmanager
+    def wait(self) -> Iterator[trio.CancelScope]:
+        """A scope for waiting to start, cancelled as soon as draining begins."""
+        scope = trio.CancelScope()
+        if self.started.is_set():
+            scope.cancel()
+        self._waits.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._waits.discard(scope)
