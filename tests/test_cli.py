@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import trustme
 
 BIN = Path(sys.executable).with_name("tts-trio")
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +92,8 @@ async def test_serve_starts_speaks_and_stops_cleanly_on_sigterm(command: list[st
         ([], {"TTS_SLOTS": "many"}, "tts-trio: invalid setting TTS_SLOTS: expected an integer, got 'many'"),
         (["--engine", "nonesuch"], {}, "tts-trio: unknown engine 'nonesuch'; known engines: system, azure, openai"),
         (["--engine", "azure"], {}, "tts-trio: engine 'azure' cannot start here: "),
+        (["--certfile", "cert.pem"], {}, "tts-trio: invalid setting --certfile/--keyfile: give both"),
+        ([], {"TTS_GRACEFUL_TIMEOUT": "-1"}, "tts-trio: invalid setting TTS_GRACEFUL_TIMEOUT: must be between 0"),
     ],
 )
 def test_serve_bad_setting_stops_startup_with_one_line(args: list[str], env: dict[str, str], message: str) -> None:
@@ -174,6 +178,42 @@ async def test_sigterm_during_streams_ends_them_with_a_final_event_and_exits_0(t
         assert worker_pids(process.pid) == set()
         assert len(finals) == 3
         assert set(finals) <= {"event: done", "error:shutting_down"}, finals
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_serve_with_a_certificate_speaks_http2_over_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    port = free_port()
+    command = [str(BIN), "serve", "--config", str(ROOT / "hypercorn.toml"), "--port", str(port)]
+    process = spawn([*command, "--certfile", str(cert), "--keyfile", str(key)], {"TTS_VOICES_PATH": str(tmp_path)})
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    base = f"https://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(http2=True, verify=trusted, timeout=30) as http:
+            with trio.fail_after(30):
+                while True:
+                    assert process.poll() is None, "the server exited during start-up"
+                    try:
+                        health = await http.get(base + "/health")
+                        break
+                    except httpx.TransportError:
+                        await trio.sleep(0.05)
+            assert (health.status_code, health.http_version) == (200, "HTTP/2")
+            response = await http.post(base + "/v1/tts/generate", json={"text": "Spoken over TLS."})
+            assert (response.http_version, response.content[:4]) == ("HTTP/2", b"RIFF")
+        async with httpx.AsyncClient(http2=False, verify=trusted) as http1:
+            assert (await http1.get(base + "/health")).http_version == "HTTP/1.1"
+        process.send_signal(signal.SIGTERM)
+        output, _ = await trio.to_thread.run_sync(process.communicate, None, 20)
+        assert process.returncode == 0, output.decode()
     finally:
         if process.poll() is None:
             process.kill()

@@ -41,6 +41,14 @@ def serve(
     config: Annotated[Path | None, typer.Option(help="A hypercorn.toml to take server settings from")] = None,
     log_level: Annotated[str | None, typer.Option(help=f"One of {', '.join(LOG_LEVELS)} [env TTS_LOG_LEVEL]")] = None,
     debug: Annotated[bool | None, typer.Option("--debug", help="Verbose logging")] = None,
+    certfile: Annotated[
+        Path | None, typer.Option(help="TLS certificate chain (PEM); serves HTTPS with h2 [env TTS_CERTFILE]")
+    ] = None,
+    keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM) [env TTS_KEYFILE]")] = None,
+    graceful_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds open streams get after SIGTERM [env TTS_GRACEFUL_TIMEOUT; default 5]"),
+    ] = None,
 ) -> None:
     """Start the server and run until SIGTERM or SIGINT."""
     from tts_trio.server import configure_logging, hypercorn_config
@@ -55,6 +63,9 @@ def serve(
         "chatterbox_model_type": model_type,
         "log_level": "debug" if debug else log_level,
         "debug": debug,
+        "certfile": certfile,
+        "keyfile": keyfile,
+        "graceful_timeout": graceful_timeout,
     }
     try:
         settings = Settings.load(overrides)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from quart_trio import QuartTrio
 
 from tts_trio.app import begin_shutdown, create_app
 from tts_trio.observability import JsonFormatter, RequestIdFilter
-from tts_trio.settings import Settings, SettingsError
+from tts_trio.settings import DEFAULT_GRACEFUL_TIMEOUT, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,32 @@ def hypercorn_config(settings: Settings, config_file: Path | None = None, *, bin
             f"invalid setting workers = {config.workers} in {config_file}: run one process per machine or container "
             "and scale out with replicas behind a proxy (engine state lives in the process)"
         )
-    config.graceful_timeout = settings.graceful_timeout
+    if settings.graceful_timeout is not None:
+        config.graceful_timeout = settings.graceful_timeout
+    elif not config_file:
+        config.graceful_timeout = DEFAULT_GRACEFUL_TIMEOUT
+    _configure_tls(config, settings)
     config.websocket_max_message_size = settings.ws_max_message_bytes
     # Room for the longest text in an SSE query string (URL-encoded, up to 3 bytes a character).
     config.h11_max_incomplete_size = max(config.h11_max_incomplete_size, 3 * settings.max_text_chars + 8192)
     if config.loglevel is None or not config_file:
         config.loglevel = settings.log_level.upper()
     return config
+
+
+def _configure_tls(config: Config, settings: Settings) -> None:
+    """TLS from the settings (they win over the config file); checked now, so a bad file stops start-up."""
+    if (settings.certfile is None) != (settings.keyfile is None):
+        raise SettingsError("invalid setting --certfile/--keyfile: give both the certificate and its key, or neither")
+    if settings.certfile is not None and settings.keyfile is not None:
+        config.certfile, config.keyfile = str(settings.certfile), str(settings.keyfile)
+    if not config.ssl_enabled:
+        return
+    try:
+        config.create_ssl_context()
+    except OSError as error:  # ssl.SSLError is one too
+        reason = str(error) if isinstance(error, ssl.SSLError) or not error.strerror else error.strerror
+        raise SettingsError(f"invalid TLS certificate or key ({config.certfile}, {config.keyfile}): {reason}") from None
 
 
 async def wait_for_signal() -> None:

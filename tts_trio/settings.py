@@ -36,6 +36,8 @@ ENV_VARS: dict[str, str] = {
     "voice_max_seconds": "TTS_VOICE_MAX_SECONDS",
     "ws_max_message_bytes": "TTS_WS_MAX_MESSAGE_BYTES",
     "graceful_timeout": "TTS_GRACEFUL_TIMEOUT",
+    "certfile": "TTS_CERTFILE",
+    "keyfile": "TTS_KEYFILE",
     "log_level": "TTS_LOG_LEVEL",
     "log_format": "TTS_LOG_FORMAT",
     "debug": "TTS_DEBUG",
@@ -51,6 +53,8 @@ ENV_VARS: dict[str, str] = {
 }
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+#: Long enough for a typical answer to finish; short enough for a rolling restart.
+DEFAULT_GRACEFUL_TIMEOUT = 5.0
 
 
 class SettingsError(Exception):
@@ -113,7 +117,13 @@ class Settings:
     voice_min_seconds: float = attrs.field(default=3.0, validator=_between(0.1, 600))
     voice_max_seconds: float = attrs.field(default=30.0, validator=_between(0.5, 3600))
     ws_max_message_bytes: int = attrs.field(default=1 << 20, validator=_between(1024, 1 << 30))
-    graceful_timeout: float = attrs.field(default=5.0, validator=_between(0, 3600))
+    #: Seconds open streams get after SIGTERM; ``None``: the Hypercorn config's
+    #: value if one is given, else :data:`DEFAULT_GRACEFUL_TIMEOUT`.
+    graceful_timeout: float | None = attrs.field(default=None, validator=_between(0, 3600))
+    #: TLS certificate chain and key (PEM); with both, every bind serves HTTPS
+    #: and ALPN offers h2 and http/1.1.
+    certfile: Path | None = None
+    keyfile: Path | None = None
     log_level: str = attrs.field(default="info", validator=_one_of(*LOG_LEVELS))
     #: ``text`` for people, ``json`` (one object per line) for log shippers.
     log_format: str = attrs.field(default="text", validator=_one_of("text", "json"))
