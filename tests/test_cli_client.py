@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
 import wave
@@ -11,7 +12,11 @@ from pathlib import Path
 
 import trio
 
-from .conftest import LiveServer
+from tts_trio.audio import AudioFormat
+from tts_trio.pool import EnginePool
+
+from .conftest import LiveServer, eventually
+from .engines import PacedEngine, use_engine
 
 BIN = str(Path(sys.executable).with_name("tts-trio"))
 REFERENCE = subprocess.run(
@@ -76,3 +81,61 @@ async def test_errors_are_messages_with_exit_codes(live_server: LiveServer) -> N
     assert unreachable.stderr.decode().startswith("tts-trio: cannot reach http://127.0.0.1:9")
     usage = await cli(live_server.base_url, "engines", "switch", "system", "--config", "novalue")
     assert usage.returncode == 2
+
+
+async def test_stream_speaks_text_or_standard_input_over_the_websocket(live_server: LiveServer, tmp_path: Path) -> None:
+    url = live_server.base_url
+    target = tmp_path / "streamed.wav"
+    spoken = await cli(url, "stream", "Hello over the WebSocket. A second sentence.", "-o", str(target))
+    assert spoken.returncode == 0, spoken.stderr
+    assert b"s of audio written" in spoken.stderr
+    data = target.read_bytes()
+    # The streamed header's open sizes were replaced by the real ones.
+    assert int.from_bytes(data[4:8], "little") == len(data) - 8
+    assert int.from_bytes(data[40:44], "little") == len(data) - 44
+    with wave.open(str(target)) as reader:
+        assert reader.getframerate() == 22050 and reader.getnframes() > 22050
+    lines = b"The first line arrives.\nThen a second one\nends here.\n"
+    piped = await cli(url, "stream", "-o", "-", "--format", "pcm", "--quiet", stdin=lines)
+    assert piped.returncode == 0, piped.stderr
+    assert len(piped.stdout) > 22050 and len(piped.stdout) % 2 == 0 and not piped.stdout.startswith(b"RIFF")
+    assert live_server.service.metrics.registry.get_sample_value("tts_cancellations_total", {"cause": "stop"}) is None
+
+
+async def test_stream_errors_are_messages_with_exit_codes(live_server: LiveServer, tmp_path: Path) -> None:
+    refused = await cli(live_server.base_url, "stream", "Hi.", "--voice", "klingon", "-o", str(tmp_path / "x.wav"))
+    assert refused.returncode == 1
+    assert "no voice 'klingon'" in refused.stderr.decode() and "voice_not_found" in refused.stderr.decode()
+    unreachable = await cli("http://127.0.0.1:9", "stream", "Hi.", "-o", str(tmp_path / "y.wav"))
+    assert unreachable.returncode == 3
+    assert unreachable.stderr.decode().startswith("tts-trio: cannot reach http://127.0.0.1:9")
+    nothing = await cli(live_server.base_url, "stream", "-", "-o", "-", "--quiet", stdin=b"\n  \n")
+    assert (nothing.returncode, nothing.stderr.decode().strip()) == (2, "tts-trio: no text to speak")
+
+
+async def test_ctrl_c_during_stream_stops_the_server_at_once_and_exits_130(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    engine = PacedEngine(chunks=2, interval=0.05)
+    use_engine(live_server, EnginePool("paced", [engine], AudioFormat(16000)))
+    text = " ".join(f"Sentence {n} of many." for n in range(200))
+    target = tmp_path / "interrupted.wav"
+    with trio.fail_after(30):
+        process = await trio.lowlevel.open_process(
+            [BIN, "stream", text, "-o", str(target), "--url", live_server.base_url], stderr=subprocess.PIPE
+        )
+        assert process.stderr is not None
+        received = b""
+        while b"s of audio received" not in received:
+            received += await process.stderr.receive_some()
+        process.send_signal(signal.SIGINT)
+        while chunk := await process.stderr.receive_some():
+            received += chunk
+        assert await process.wait() == 130
+    assert b"stopped" in received and b"Traceback" not in received
+    registry = live_server.service.metrics.registry
+    assert registry.get_sample_value("tts_cancellations_total", {"cause": "stop"}) == 1
+    await eventually(lambda: engine.active == 0 and live_server.service.pool.statistics().in_use == 0)
+    # What was written is a valid file of what was spoken before the stop.
+    with wave.open(str(target)) as reader:
+        assert 0 < reader.getnframes() < 200 * 2 * 16

@@ -272,7 +272,10 @@ def say(
 
 def register(app: typer.Typer) -> None:
     """Add the client commands to the ``tts-trio`` app."""
+    from tts_trio.stream_command import stream
+
     app.command()(health)
     app.command()(say)
+    app.command()(stream)
     app.add_typer(engines_app, name="engines")
     app.add_typer(voices_app, name="voices")
