@@ -109,6 +109,7 @@ async def test_stream_errors_are_messages_with_exit_codes(live_server: LiveServe
     unreachable = await cli("http://127.0.0.1:9", "stream", "Hi.", "-o", str(tmp_path / "y.wav"))
     assert unreachable.returncode == 3
     assert unreachable.stderr.decode().startswith("tts-trio: cannot reach http://127.0.0.1:9")
+    assert not (tmp_path / "x.wav").exists() and not (tmp_path / "y.wav").exists()  # no empty files left
     nothing = await cli(live_server.base_url, "stream", "-", "-o", "-", "--quiet", stdin=b"\n  \n")
     assert (nothing.returncode, nothing.stderr.decode().strip()) == (2, "tts-trio: no text to speak")
 

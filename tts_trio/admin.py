@@ -71,6 +71,17 @@ def check(response: httpx.Response) -> None:
     fail(message, EXIT_REFUSED)
 
 
+def close_output(sink: Any, output: str) -> None:
+    """Close a file written by ``say``/``stream``; one left empty by a failure is removed."""
+    if sink is sys.stdout.buffer:
+        sink.flush()
+        return
+    empty = sink.tell() == 0
+    sink.close()
+    if empty:
+        Path(output).unlink(missing_ok=True)
+
+
 def table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     widths = {column: max([len(column), *(len(str(row.get(column, ""))) for row in rows)]) for column in columns}
     typer.echo("  ".join(column.upper().ljust(widths[column]) for column in columns).rstrip())
@@ -264,8 +275,7 @@ def say(
         except httpx.TransportError as error:
             fail(f"cannot reach {client.url}: {error}", EXIT_UNREACHABLE)
     finally:
-        if sink is not sys.stdout.buffer:
-            sink.close()
+        close_output(sink, output)
     if not quiet:
         typer.echo(f"\r{seconds:7.2f} s of audio written to {output}", err=True)
 

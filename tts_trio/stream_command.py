@@ -32,7 +32,7 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from tts_trio.admin import DEFAULT_URL, KeyOption, UrlOption, fail
+from tts_trio.admin import DEFAULT_URL, KeyOption, UrlOption, close_output, fail
 
 #: Exit status after Ctrl-C, as shells report a command ended by SIGINT.
 EXIT_INTERRUPTED = 130
@@ -233,6 +233,7 @@ def finish_wav(sink: BinaryIO) -> None:
     sink.write(struct.pack("<I", size - 8))
     sink.seek(40)
     sink.write(struct.pack("<I", size - 44))
+    sink.seek(0, 2)
 
 
 def stream(
@@ -286,11 +287,9 @@ def stream(
     except KeyboardInterrupt:  # before the signal handler was in place: nothing was sent
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
-        sink.flush()
-        if sink is not sys.stdout.buffer:
-            if audio_format == "wav":
-                finish_wav(sink)
-            sink.close()
+        if sink is not sys.stdout.buffer and audio_format == "wav":
+            finish_wav(sink)
+        close_output(sink, output)
     if quiet:
         pass
     elif progress.interrupted:
