@@ -191,8 +191,9 @@ async def test_serve_with_a_certificate_speaks_http2_over_tls(tmp_path: Path) ->
     issued.cert_chain_pems[0].write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
     port = free_port()
-    command = [str(BIN), "serve", "--config", str(ROOT / "hypercorn.toml"), "--port", str(port)]
-    process = spawn([*command, "--certfile", str(cert), "--keyfile", str(key)], {"TTS_VOICES_PATH": str(tmp_path)})
+    command = [str(BIN), "serve", "--config", str(ROOT / "hypercorn.toml")]
+    env = {"TTS_VOICES_PATH": str(tmp_path), "TTS_PORT": str(port)}  # replaces the config file's bind
+    process = spawn([*command, "--certfile", str(cert), "--keyfile", str(key)], env)
     trusted = ssl.create_default_context()
     ca.configure_trust(trusted)
     base = f"https://127.0.0.1:{port}"

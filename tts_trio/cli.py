@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -76,7 +77,9 @@ def serve(
             raise SettingsError(f"engine {entry.name!r} cannot start here: {availability.reason}")
         if config is not None and not config.is_file():
             raise SettingsError(f"invalid setting --config: no file {str(config)!r}")
-        hc_config = hypercorn_config(settings, config, bind_given=host is not None or port is not None)
+        # An address given as a flag or in the environment replaces the config file's bind.
+        bind_given = host is not None or port is not None or any(os.environ.get(v) for v in ("TTS_HOST", "TTS_PORT"))
+        hc_config = hypercorn_config(settings, config, bind_given=bind_given)
     except (SettingsError, UnknownEngine) as error:
         typer.echo(f"tts-trio: {error}", err=True)
         raise typer.Exit(2) from None
