@@ -257,7 +257,7 @@ def stream(
     api_key: KeyOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display")] = False,
 ) -> None:
-    """Speak over the WebSocket as text arrives; Ctrl-C stops the server at once and exits 130."""
+    """Speak over the WebSocket as text arrives; Ctrl-C stops the synthesis at once and exits 130."""
     from_stdin = text is None or text == "-"
     request = StreamRequest(
         url=url,
