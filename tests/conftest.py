@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import attrs
@@ -75,7 +75,7 @@ class LiveServer:
 
 async def start_live_server(
     nursery: trio.Nursery, settings: Settings, graceful_timeout: float = 1.0
-) -> tuple[LiveServer, Callable[[], object]]:
+) -> tuple[LiveServer, Callable[[], Awaitable[None]]]:
     app = create_app(settings)
     config = Config()
     config.bind = ["127.0.0.1:0"]
@@ -109,7 +109,7 @@ async def live_server(settings: Settings, nursery: trio.Nursery) -> AsyncIterato
     try:
         yield server
     finally:
-        await stop()  # type: ignore[misc]
+        await stop()
 
 
 async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:

@@ -7,13 +7,17 @@ Hypercorn 0.18 process; tts_trio.containment keeps it to one connection.
 from __future__ import annotations
 
 import json
+import socket
 
+import attrs
 import httpx
 import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from .conftest import PARAGRAPH, LiveServer, eventually
+from tts_trio.settings import Settings
+
+from .conftest import PARAGRAPH, LiveServer, eventually, start_live_server
 
 UPGRADE = (
     b"GET /v1/tts/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -157,3 +161,31 @@ async def test_http2_streams_reset_and_garbled_mid_connection(live_server: LiveS
     await stream.aclose()
     await eventually(lambda: live_server.service.active_streams == 0)
     await still_serving(live_server)
+
+
+async def test_a_client_that_reads_nothing_is_dropped_after_the_send_timeout(
+    settings: Settings, nursery: trio.Nursery
+) -> None:
+    """Its stream is cancelled and its place freed, over HTTP/1.1 and over a WebSocket.
+
+    Hypercorn's shielded socket writes would otherwise wait for it forever
+    (tts_trio.socket_sends bounds them).
+    """
+    server, _ = await start_live_server(nursery, attrs.evolve(settings, send_timeout=1.0))
+    host, port = server.base_url.removeprefix("http://").split(":")
+    text = " ".join([PARAGRAPH] * 30)
+    stuck = await trio.open_tcp_stream(host, int(port))
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await stuck.send_all(f"GET /v1/tts/stream-sse?text={text.replace(' ', '%20')} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    async with open_websocket_url(server.ws_url, message_queue_size=1) as ws:
+        await ws.send_message(json.dumps({"action": "generate", "text": text}))
+        await eventually(lambda: server.service.active_streams == 2)
+        # Neither client reads from here on; the server gives up on both.
+        await eventually(lambda: server.service.active_streams == 0, within=30)
+    registry = server.service.metrics.registry
+    assert (registry.get_sample_value("tts_cancellations_total", {"cause": "disconnect"}) or 0) >= 1
+    assert server.service.pool.statistics().in_use == 0
+    with trio.fail_after(10):  # the stuck socket was closed by the server: what is buffered, then EOF
+        while await stuck.receive_some(1 << 20):
+            pass
+    await still_serving(server)

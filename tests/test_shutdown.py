@@ -8,7 +8,8 @@ deadline comes" certain rather than a race with a fast engine.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -22,12 +23,14 @@ from tts_trio.pool import EnginePool
 from tts_trio.settings import Settings
 from tts_trio.shutdown import Shutdown, ShuttingDown
 
-from .conftest import LiveServer, eventually, start_live_server
+from .conftest import PARAGRAPH, LiveServer, eventually, start_live_server
 from .engines import PacedEngine, use_engine
 from .sse import parse_events
 
-#: 40 sentences at 0.1 s each: far longer than any graceful timeout used here.
-LONG_TEXT = " ".join(f"Sentence number {n} goes on." for n in range(40))
+#: Long enough that the final event gets the whole margin (1 s) before Hypercorn cuts what is left.
+GRACE = 4.0
+#: 80 sentences at 0.1 s each: far longer than GRACE.
+LONG_TEXT = " ".join(f"Sentence number {n} goes on." for n in range(80))
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[str, object]]]:
@@ -43,7 +46,7 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict[
 
 async def paced_server(
     nursery: trio.Nursery, settings: Settings, graceful_timeout: float, *engines: PacedEngine
-) -> tuple[LiveServer, object]:
+) -> tuple[LiveServer, Callable[[], Awaitable[None]]]:
     server, stop = await start_live_server(nursery, settings, graceful_timeout=graceful_timeout)
     use_engine(server, EnginePool("paced", list(engines), AudioFormat(16000)))
     return server, stop
@@ -53,7 +56,7 @@ async def test_a_stream_longer_than_the_grace_ends_with_a_shutting_down_event(
     settings: Settings, nursery: trio.Nursery
 ) -> None:
     engine = PacedEngine(chunks=2, interval=0.05)
-    server, stop = await paced_server(nursery, settings, 1.5, engine)
+    server, stop = await paced_server(nursery, settings, GRACE, engine)
     service = server.service
     names: list[str] = []
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
@@ -62,11 +65,11 @@ async def test_a_stream_longer_than_the_grace_ends_with_a_shutting_down_event(
                 async for name, data in sse_events(response):
                     names.append(name)
                     if name == "audio" and names.count("audio") == 1:
-                        nursery.start_soon(stop)  # type: ignore[arg-type]
+                        nursery.start_soon(stop)
                     last = (name, data)
     assert names[0] == "format" and "done" not in names
     assert last[0] == "error" and last[1]["code"] == "shutting_down"
-    assert names.count("timings") < 40  # really cut short
+    assert names.count("timings") < 80  # really cut short
     # The engine was stopped, not abandoned: no sentence runs on and no slot is held.
     assert engine.stop_calls >= 1
     await eventually(lambda: engine.active == 0)
@@ -84,7 +87,7 @@ async def test_a_stream_that_fits_in_the_grace_finishes_normally(settings: Setti
                 async for name, _ in sse_events(response):
                     names.append(name)
                     if name == "audio" and names.count("audio") == 1:
-                        nursery.start_soon(stop)  # type: ignore[arg-type]
+                        nursery.start_soon(stop)
     assert names[-2:] == ["metrics", "done"]
     assert names.count("timings") == 3
 
@@ -93,12 +96,12 @@ async def test_rest_generate_cut_by_the_drain_is_a_503_with_retry_after(
     settings: Settings, nursery: trio.Nursery
 ) -> None:
     engine = PacedEngine(chunks=2, interval=0.05)
-    server, stop = await paced_server(nursery, settings, 1.5, engine)
+    server, stop = await paced_server(nursery, settings, GRACE, engine)
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
 
         async def stop_once_started() -> None:
             await trio.to_thread.run_sync(engine.started.wait)
-            await stop()  # type: ignore[operator]
+            await stop()
 
         nursery.start_soon(stop_once_started)
         with trio.fail_after(15):
@@ -149,7 +152,7 @@ async def test_websockets_get_their_final_message_then_a_going_away_close(
     settings: Settings, nursery: trio.Nursery
 ) -> None:
     engine = PacedEngine(chunks=2, interval=0.05)
-    server, stop = await paced_server(nursery, settings, 1.5, engine)
+    server, stop = await paced_server(nursery, settings, GRACE, engine)
     with trio.fail_after(15):
         async with (
             open_websocket_url(server.ws_url) as idle,
@@ -159,17 +162,17 @@ async def test_websockets_get_their_final_message_then_a_going_away_close(
             await busy.send_message(json.dumps({"action": "generate", "text": "Queued.", "request_id": "next"}))
             while not isinstance(await busy.get_message(), bytes):
                 pass  # start, then the first audio
-            nursery.start_soon(stop)  # type: ignore[arg-type]
+            nursery.start_soon(stop)
             with pytest.raises(ConnectionClosed) as idle_closed:
                 await idle.get_message()
-            assert idle_closed.value.reason.code == 1001
+            assert idle_closed.value.reason is not None and idle_closed.value.reason.code == 1001
             replies: list[dict[str, object]] = []
             with pytest.raises(ConnectionClosed) as busy_closed:
                 while True:
                     message = await busy.get_message()
                     if isinstance(message, str):
                         replies.append(json.loads(message))
-            assert busy_closed.value.reason.code == 1001
+            assert busy_closed.value.reason is not None and busy_closed.value.reason.code == 1001
     errors = [(reply.get("request_id"), reply.get("code")) for reply in replies if reply["type"] == "error"]
     assert errors == [("long", "shutting_down"), ("next", "shutting_down")]
     assert not any(reply["type"] == "done" for reply in replies)
@@ -181,7 +184,7 @@ async def test_shutdown_leaves_no_engine_work_behind(
 ) -> None:
     """Several streams of every kind at once, then shutdown: every slot and stream is released."""
     engines = [PacedEngine(chunks=2, interval=0.05) for _ in range(2)]
-    server, stop = await paced_server(nursery, settings, 1.0, *engines)
+    server, stop = await paced_server(nursery, settings, GRACE, *engines)
     service = server.service  # the app forgets it once it has stopped
     outcomes: list[str] = []
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
@@ -202,9 +205,25 @@ async def test_shutdown_leaves_no_engine_work_behind(
                     clients.start_soon(sse)
                     clients.start_soon(rest)
                 await eventually(lambda: service.active_streams == 4)
-                await stop()  # type: ignore[operator]
+                await stop()
     assert sorted(outcomes) == ["rest:503"] * 2 + ["sse:error:shutting_down"] * 2
     assert all(engine.active == 0 for engine in engines)
     assert service.active_streams == 0
     # Every instance was idle when the pool closed (it warns about any still busy).
     assert "still busy at shutdown" not in caplog.text
+
+
+async def test_a_client_that_reads_nothing_does_not_hold_up_shutdown(settings: Settings, nursery: trio.Nursery) -> None:
+    """Hypercorn's shielded socket writes ignore its own graceful timeout; tts_trio.socket_sends bounds them."""
+    server, stop = await start_live_server(nursery, settings, graceful_timeout=2.0)
+    service = server.service
+    host, port = server.base_url.removeprefix("http://").split(":")
+    stuck = await trio.open_tcp_stream(host, int(port))
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    text = " ".join([PARAGRAPH] * 30).replace(" ", "%20")
+    await stuck.send_all(f"GET /v1/tts/stream-sse?text={text} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await eventually(lambda: service.active_streams == 1)
+    with trio.fail_after(15):  # the send timeout (30 s) is not what ends it
+        await stop()
+    assert service.active_streams == 0
+    await stuck.aclose()

@@ -13,7 +13,7 @@ from quart import current_app, jsonify, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from tts_trio import containment, h2_flow_control
+from tts_trio import containment, h2_flow_control, socket_sends
 from tts_trio.errors import ApiError
 from tts_trio.observability import Metrics, new_request_id, request_id
 from tts_trio.security import Cors, KeyRing, check_http, check_websocket
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     settings = settings or Settings.load()
     containment.install()  # one connection's failure must not end the server
     h2_flow_control.install()  # a slow HTTP/2 reader must slow its own stream
+    socket_sends.install()  # a client that reads nothing cannot hold a connection (or the shutdown)
     app = QuartTrio(__name__)
     # Quart's own check (Content-Length only) is the outer bound; each route
     # counts bytes against its own limit (JSON bodies vs. voice uploads).

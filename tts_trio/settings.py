@@ -36,6 +36,7 @@ ENV_VARS: dict[str, str] = {
     "voice_max_seconds": "TTS_VOICE_MAX_SECONDS",
     "ws_max_message_bytes": "TTS_WS_MAX_MESSAGE_BYTES",
     "graceful_timeout": "TTS_GRACEFUL_TIMEOUT",
+    "send_timeout": "TTS_SEND_TIMEOUT",
     "certfile": "TTS_CERTFILE",
     "keyfile": "TTS_KEYFILE",
     "log_level": "TTS_LOG_LEVEL",
@@ -120,6 +121,8 @@ class Settings:
     #: Seconds open streams get after SIGTERM; ``None``: the Hypercorn config's
     #: value if one is given, else :data:`DEFAULT_GRACEFUL_TIMEOUT`.
     graceful_timeout: float | None = attrs.field(default=None, validator=_between(0, 3600))
+    #: A client that reads nothing for this long is disconnected (its stream cancelled).
+    send_timeout: float = attrs.field(default=30.0, validator=_between(0.1, 3600))
     #: TLS certificate chain and key (PEM); with both, every bind serves HTTPS
     #: and ALPN offers h2 and http/1.1.
     certfile: Path | None = None

@@ -49,18 +49,25 @@ class Shutdown:
     def __init__(self) -> None:
         self.started = trio.Event()
         self._deadline = math.inf
+        #: When Hypercorn cancels what is still open (the end of the graceful timeout).
+        self._hard_deadline = math.inf
         self._streams: set[trio.CancelScope] = set()
         self._waits: set[trio.CancelScope] = set()
+        self._sends: set[trio.CancelScope] = set()
 
     def begin(self, graceful_timeout: float) -> None:
         """Start draining: streams must end within ``graceful_timeout`` seconds."""
         if self.started.is_set():
             return
         margin = min(FINAL_EVENT_MARGIN, graceful_timeout / 4)
-        self._deadline = trio.current_time() + max(0.0, graceful_timeout - margin)
+        now = trio.current_time()
+        self._deadline = now + max(0.0, graceful_timeout - margin)
+        self._hard_deadline = now + graceful_timeout
         self.started.set()
         for scope in self._streams:
             scope.deadline = min(scope.deadline, self._deadline)
+        for scope in self._sends:
+            scope.deadline = min(scope.deadline, self._hard_deadline)
         for scope in self._waits:
             scope.cancel()
 
@@ -83,6 +90,21 @@ class Shutdown:
                 yield scope
         finally:
             self._streams.discard(scope)
+
+    @contextmanager
+    def socket_send(self, timeout: float) -> Iterator[trio.CancelScope]:
+        """A shielded scope for one socket write: at most ``timeout`` seconds, and never past the graceful timeout.
+
+        Used by :mod:`tts_trio.socket_sends`; a write to a client that reads
+        nothing would otherwise hold the connection, and the shutdown, forever.
+        """
+        scope = trio.CancelScope(shield=True, deadline=min(trio.current_time() + timeout, self._hard_deadline))
+        self._sends.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._sends.discard(scope)
 
     @contextmanager
     def wait(self) -> Iterator[trio.CancelScope]:

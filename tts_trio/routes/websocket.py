@@ -71,8 +71,6 @@ from tts_trio.shutdown import ShuttingDown
 log = logging.getLogger(__name__)
 blueprint = Blueprint("websocket", __name__)
 
-#: A send that takes longer than this means the client stopped reading.
-SEND_TIMEOUT = 30.0
 #: Text-in contexts one socket may have open at once.
 MAX_CONTEXTS = 16
 #: A context that gets no text (and no flush or end) for this long is ended: it holds a stream place.
@@ -164,7 +162,7 @@ class _Session:
         while self._busy():
             await self._work_ended.wait()
         async with self._send_lock:
-            with trio.move_on_after(SEND_TIMEOUT) as scope:
+            with trio.move_on_after(self.settings.send_timeout) as scope:
                 scope.shield = True
                 await self.ws.close(1001, "the server is shutting down")
         session.cancel()
@@ -433,7 +431,7 @@ class _Session:
 
     async def _send(self, data: str | bytes) -> None:
         async with self._send_lock:
-            with trio.move_on_after(SEND_TIMEOUT) as scope:
+            with trio.move_on_after(self.settings.send_timeout) as scope:
                 scope.shield = True
                 await self.ws.send(data)
             if scope.cancelled_caught:

@@ -1,0 +1,73 @@
+"""Bound every socket write, so a client that stops reading cannot hold the server.
+
+Hypercorn 0.18's trio worker writes to the socket inside a cancel scope
+that is shielded and has no deadline (``TCPServer.protocol_send``), so that
+a cancelled write never leaves half a frame on the wire. The shield also
+hides every timeout above it: a client that reads nothing blocks that write
+forever, together with the response or WebSocket feeding it (our own send
+timeouts cannot fire), and on SIGTERM the graceful timeout cannot end it
+either, so ``podman stop`` ends in SIGKILL.
+
+:func:`install` keeps the shield and gives it a deadline: :data:`STALL_TIMEOUT`
+seconds for one write, and never beyond the end of the graceful timeout once
+the server drains (:meth:`tts_trio.shutdown.Shutdown.socket_send`);
+``TTS_SEND_TIMEOUT`` changes it. A write
+that misses it means the client read nothing for that long; the connection
+is closed at once (a half-sent frame no longer matters) and the protocol is
+told, so the request sees a disconnect and its stream is cancelled like any
+other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from hypercorn.events import Closed, RawData
+from hypercorn.trio.tcp_server import TCPServer
+
+from tts_trio.shutdown import Shutdown
+
+#: Seconds one socket write may wait for a client that reads nothing (``TTS_SEND_TIMEOUT``).
+STALL_TIMEOUT = 30.0
+_MARK = "_tts_trio_bounded"
+_UNBOUNDED = Shutdown()  # for servers of apps that have none (never drains)
+
+
+def _limits_of(server: Any) -> tuple[Shutdown, float]:
+    """The draining state and send timeout of the app ``server`` serves (Hypercorn wraps the ASGI app)."""
+    app = getattr(server.app, "app", None)
+    extensions = getattr(app, "extensions", None)
+    if not isinstance(extensions, dict):
+        return _UNBOUNDED, STALL_TIMEOUT
+    shutdown = extensions.get("tts_shutdown")
+    settings = extensions.get("tts_settings")
+    timeout = getattr(settings, "send_timeout", STALL_TIMEOUT)
+    return (shutdown if isinstance(shutdown, Shutdown) else _UNBOUNDED), timeout
+
+
+def install() -> None:
+    """Wrap ``TCPServer.protocol_send`` once per process (idempotent)."""
+    original: Callable[[Any, Any], Awaitable[None]] = TCPServer.protocol_send
+    if getattr(original, _MARK, False):
+        return
+
+    async def bounded_send(self: Any, event: Any) -> None:
+        if not isinstance(event, RawData):
+            await original(self, event)
+            return
+        shutdown, timeout = _limits_of(self)
+        async with self.send_lock:
+            try:
+                with shutdown.socket_send(timeout) as scope:
+                    await self.stream.send_all(event.data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.protocol.handle(Closed())
+                return
+            if scope.cancelled_caught:
+                await trio.aclose_forcefully(self.stream)
+                await self.protocol.handle(Closed())
+
+    setattr(bounded_send, _MARK, True)
+    TCPServer.protocol_send = bounded_send  # type: ignore[method-assign]
