@@ -173,8 +173,11 @@ async def test_sigterm_during_streams_ends_them_with_a_final_event_and_exits_0(t
                     for event in started:
                         await event.wait()
                     process.send_signal(signal.SIGTERM)
+                    await trio.sleep(0.1)
+                    process.send_signal(signal.SIGINT)  # an impatient operator: still a clean drain
         output, _ = await trio.to_thread.run_sync(process.communicate, None, 20)
         assert process.returncode == 0, output.decode()
+        assert b"Traceback" not in output
         assert worker_pids(process.pid) == set()
         assert len(finals) == 3
         assert set(finals) <= {"event: done", "error:shutting_down"}, finals

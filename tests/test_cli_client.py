@@ -10,6 +10,7 @@ import sys
 import wave
 from pathlib import Path
 
+import pytest
 import trio
 
 from tts_trio.audio import AudioFormat
@@ -114,8 +115,9 @@ async def test_stream_errors_are_messages_with_exit_codes(live_server: LiveServe
     assert (nothing.returncode, nothing.stderr.decode().strip()) == (2, "tts-trio: no text to speak")
 
 
-async def test_ctrl_c_during_stream_stops_the_server_at_once_and_exits_130(
-    live_server: LiveServer, tmp_path: Path
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+async def test_a_signal_during_stream_stops_the_synthesis_at_once(
+    live_server: LiveServer, tmp_path: Path, signum: signal.Signals, status: int
 ) -> None:
     engine = PacedEngine(chunks=2, interval=0.05)
     use_engine(live_server, EnginePool("paced", [engine], AudioFormat(16000)))
@@ -129,10 +131,10 @@ async def test_ctrl_c_during_stream_stops_the_server_at_once_and_exits_130(
         received = b""
         while b"s of audio received" not in received:
             received += await process.stderr.receive_some()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         while chunk := await process.stderr.receive_some():
             received += chunk
-        assert await process.wait() == 130
+        assert await process.wait() == status
     assert b"stopped" in received and b"Traceback" not in received
     registry = live_server.service.metrics.registry
     assert registry.get_sample_value("tts_cancellations_total", {"cause": "stop"}) == 1

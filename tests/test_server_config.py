@@ -40,6 +40,9 @@ def test_without_a_config_file_the_defaults_are_ours(tmp_path: Path) -> None:
     other.write_text('worker_class = "asyncio"\ngraceful_timeout = 2.0\n')
     from_file = hypercorn_config(settings(), other, bind_given=False)
     assert (from_file.worker_class, from_file.graceful_timeout) == ("trio", 2.0)  # Quart-Trio needs trio
+    silent = tmp_path / "silent.toml"
+    silent.write_text("keep_alive_timeout = 10\n")  # says nothing of graceful_timeout: ours, not Hypercorn's 3 s
+    assert hypercorn_config(settings(), silent, bind_given=False).graceful_timeout == DEFAULT_GRACEFUL_TIMEOUT
 
 
 @pytest.fixture

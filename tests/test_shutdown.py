@@ -207,6 +207,9 @@ async def test_shutdown_leaves_no_engine_work_behind(
                 await eventually(lambda: service.active_streams == 4)
                 await stop()
     assert sorted(outcomes) == ["rest:503"] * 2 + ["sse:error:shutting_down"] * 2
+    registry = service.metrics.registry
+    assert registry.get_sample_value("tts_cancellations_total", {"cause": "shutdown"}) == 4
+    assert registry.get_sample_value("tts_cancellations_total", {"cause": "disconnect"}) is None
     assert all(engine.active == 0 for engine in engines)
     assert service.active_streams == 0
     # Every instance was idle when the pool closed (it warns about any still busy).

@@ -6,10 +6,13 @@ import base64
 import json
 from typing import Any
 
+import attrs
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from .conftest import LiveServer, eventually
+from tts_trio.settings import Settings
+
+from .conftest import LiveServer, eventually, start_live_server
 
 LLM_OUTPUT = "Sure, here is the plan. First we boil the water. Then we add the pasta and wait. Enjoy your meal!"
 
@@ -149,3 +152,33 @@ async def test_context_errors_keep_the_socket_usable(live_server: LiveServer) ->
         await ws.send_message(json.dumps({"action": "append", "context_id": "c", "text": "late"}))
         replies = await collect_until_done(ws, "c")
         assert replies[-1]["type"] == "done"
+
+
+async def test_an_idle_context_is_ended_unless_flush_keeps_it_open(settings: Settings, nursery: trio.Nursery) -> None:
+    server, _ = await start_live_server(nursery, attrs.evolve(settings, context_idle_timeout=0.5))
+    async with open_websocket_url(server.ws_url) as ws:
+        await ws.send_message(json.dumps({"action": "append", "context_id": "idle", "text": "Waiting for"}))
+        await ws.send_message(json.dumps({"action": "append", "context_id": "kept", "text": "Still here"}))
+        # "kept" gets a flush with nothing held now and then, "idle" gets nothing.
+        ended: dict[str, Any] | None = None
+        with trio.move_on_after(1.5):
+            async with trio.open_nursery() as keeper:
+
+                async def keep_alive() -> None:
+                    while True:
+                        await trio.sleep(0.1)
+                        await ws.send_message(json.dumps({"action": "flush", "context_id": "kept"}))
+
+                keeper.start_soon(keep_alive)
+                while ended is None:
+                    message = await next_json(ws)
+                    if message["type"] == "error":
+                        ended = message
+        assert ended is not None and (ended["context_id"], ended["code"]) == ("idle", "context_idle")
+        await ws.send_message(json.dumps({"action": "append", "context_id": "kept", "text": ", and done."}))
+        await ws.send_message(json.dumps({"action": "end", "context_id": "kept"}))
+        messages = await collect_until_done(ws, "kept")
+    spoken = " ".join(m["text"] for m in messages if m["type"] == "timings" and m["context_id"] == "kept")
+    assert "done" in spoken
+    assert not any(m["type"] == "error" for m in messages)
+    await eventually(lambda: server.service.active_streams == 0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import ssl
+import tomllib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -47,8 +48,8 @@ def hypercorn_config(settings: Settings, config_file: Path | None = None, *, bin
         )
     if settings.graceful_timeout is not None:
         config.graceful_timeout = settings.graceful_timeout
-    elif not config_file:
-        config.graceful_timeout = DEFAULT_GRACEFUL_TIMEOUT
+    elif not config_file or "graceful_timeout" not in _keys_of(config_file):
+        config.graceful_timeout = DEFAULT_GRACEFUL_TIMEOUT  # ours, not Hypercorn's 3 s
     _configure_tls(config, settings)
     config.websocket_max_message_size = settings.ws_max_message_bytes
     # Room for the longest text in an SSE query string (URL-encoded, up to 3 bytes a character).
@@ -56,6 +57,11 @@ def hypercorn_config(settings: Settings, config_file: Path | None = None, *, bin
     if config.loglevel is None or not config_file:
         config.loglevel = settings.log_level.upper()
     return config
+
+
+def _keys_of(config_file: Path) -> set[str]:
+    with config_file.open("rb") as handle:
+        return set(tomllib.load(handle))
 
 
 def _configure_tls(config: Config, settings: Settings) -> None:
@@ -73,15 +79,7 @@ def _configure_tls(config: Config, settings: Settings) -> None:
         raise SettingsError(f"invalid TLS certificate or key ({config.certfile}, {config.keyfile}): {reason}") from None
 
 
-async def wait_for_signal() -> None:
-    """Return when SIGTERM or SIGINT arrives."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            log.info("received %s, shutting down", signal.Signals(signum).name)
-            return
-
-
-def draining_trigger(app: QuartTrio, wait: Callable[[], Awaitable[None]], graceful_timeout: float) -> ShutdownTrigger:
+def draining_trigger(app: QuartTrio, wait: ShutdownTrigger, graceful_timeout: float) -> ShutdownTrigger:
     """A Hypercorn shutdown trigger that returns after ``wait()`` and starts the app's drain.
 
     Hypercorn stops accepting when the trigger returns and cancels what is
@@ -97,10 +95,25 @@ def draining_trigger(app: QuartTrio, wait: Callable[[], Awaitable[None]], gracef
 
 
 async def serve(settings: Settings, config: Config) -> None:
-    """Serve until a signal arrives."""
+    """Serve until SIGTERM or SIGINT; later signals while draining are logged, not a traceback."""
     app = create_app(settings)
-    trigger = draining_trigger(app, wait_for_signal, config.graceful_timeout)
-    await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+    received = trio.Event()
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+
+        async def watch() -> None:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if received.is_set():
+                    log.info("received %s again; still shutting down (within %g s)", name, config.graceful_timeout)
+                else:
+                    log.info("received %s, shutting down", name)
+                    received.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            trigger = draining_trigger(app, received.wait, config.graceful_timeout)
+            await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
+            nursery.cancel_scope.cancel()
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:

@@ -37,6 +37,7 @@ ENV_VARS: dict[str, str] = {
     "ws_max_message_bytes": "TTS_WS_MAX_MESSAGE_BYTES",
     "graceful_timeout": "TTS_GRACEFUL_TIMEOUT",
     "send_timeout": "TTS_SEND_TIMEOUT",
+    "context_idle_timeout": "TTS_CONTEXT_IDLE_TIMEOUT",
     "certfile": "TTS_CERTFILE",
     "keyfile": "TTS_KEYFILE",
     "log_level": "TTS_LOG_LEVEL",
@@ -123,6 +124,8 @@ class Settings:
     graceful_timeout: float | None = attrs.field(default=None, validator=_between(0, 3600))
     #: A client that reads nothing for this long is disconnected (its stream cancelled).
     send_timeout: float = attrs.field(default=30.0, validator=_between(0.1, 3600))
+    #: A text-in context that gets no append, flush or end for this long is ended (it holds a stream place).
+    context_idle_timeout: float = attrs.field(default=60.0, validator=_between(0.1, 86400))
     #: TLS certificate chain and key (PEM); with both, every bind serves HTTPS
     #: and ALPN offers h2 and http/1.1.
     certfile: Path | None = None

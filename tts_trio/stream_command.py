@@ -34,11 +34,14 @@ from trio_websocket import (
 
 from tts_trio.admin import DEFAULT_URL, KeyOption, UrlOption, close_output, fail
 
-#: Exit status after Ctrl-C, as shells report a command ended by SIGINT.
-EXIT_INTERRUPTED = 130
+#: Exit status after Ctrl-C or SIGTERM, as shells report a command ended by that signal.
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 CONTEXT_ID = "cli"
 #: How long to wait for ``stopped`` after Ctrl-C before giving up on the server.
 STOP_TIMEOUT = 5.0
+#: While waiting for typed lines, a ``flush`` this often keeps the context open (the server ends
+#: a context that hears nothing for 60 s).
+KEEP_ALIVE_INTERVAL = 20.0
 
 
 class StreamFailed(Exception):
@@ -86,8 +89,13 @@ async def one_text(text: str) -> AsyncIterator[str]:
 @attrs.define
 class _Progress:
     seconds: float = 0.0
-    interrupted: bool = False
+    #: The signal that stopped the stream, if one did.
+    interrupted_by: signal.Signals | None = None
     finished: bool = False
+
+    @property
+    def interrupted(self) -> bool:
+        return self.interrupted_by is not None
 
 
 async def run_stream(
@@ -107,9 +115,12 @@ async def run_stream(
             trio.open_nursery() as nursery,
         ):
             interrupted = trio.Event()
-            nursery.start_soon(_watch_interrupt, interrupted)
-            nursery.start_soon(_send_text, ws, request, text, interrupted)
-            nursery.start_soon(_stop_when_interrupted, ws, interrupted, progress, nursery.cancel_scope)
+            nursery.start_soon(_watch_interrupt, interrupted, progress)
+            opened, ended = trio.Event(), trio.Event()
+            nursery.start_soon(_send_text, ws, request, text, interrupted, opened, ended)
+            nursery.start_soon(_stop_when_interrupted, ws, interrupted, nursery.cancel_scope)
+            if request.flush_lines:
+                nursery.start_soon(_keep_alive, ws, opened, ended, interrupted)
             await _receive(ws, sink, progress, on_progress)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -120,12 +131,11 @@ async def run_stream(
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The first exception in a (nested) group that is not a Cancelled."""
+    """The first exception in a (nested) group that is not a Cancelled; the group if there is none."""
     for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            return _first_leaf(error)
-        if not isinstance(error, trio.Cancelled):
-            return error
+        leaf = _first_leaf(error) if isinstance(error, BaseExceptionGroup) else error
+        if not isinstance(leaf, (trio.Cancelled, BaseExceptionGroup)):
+            return leaf
     return group
 
 
@@ -156,15 +166,22 @@ def _handshake_reason(error: HandshakeError) -> str:
         return f"HTTP {status}" if status else str(error)
 
 
-async def _watch_interrupt(interrupted: trio.Event) -> None:
+async def _watch_interrupt(interrupted: trio.Event, progress: _Progress) -> None:
+    """Turn the first Ctrl-C (or SIGTERM) into a stop; later ones are absorbed while it is answered."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            interrupted.set()
-            return
+        async for signum in signals:
+            if not interrupted.is_set():
+                progress.interrupted_by = signal.Signals(signum)
+                interrupted.set()
 
 
 async def _send_text(
-    ws: WebSocketConnection, request: StreamRequest, text: AsyncIterator[str], stop: trio.Event
+    ws: WebSocketConnection,
+    request: StreamRequest,
+    text: AsyncIterator[str],
+    stop: trio.Event,
+    opened: trio.Event,
+    ended: trio.Event,
 ) -> None:
     options = {"voice_id": request.voice, "output_format": request.output_format, "speed": request.speed}
     first = True
@@ -178,19 +195,28 @@ async def _send_text(
             message.update(options)
             first = False
         await ws.send_message(json.dumps(message))
+        opened.set()
         if request.flush_lines:
             await ws.send_message(json.dumps({"action": "flush", "context_id": CONTEXT_ID}))
     if first:
         raise StreamFailed("no text to speak", 2)
     if not stop.is_set():
+        ended.set()
         await ws.send_message(json.dumps({"action": "end", "context_id": CONTEXT_ID}))
 
 
-async def _stop_when_interrupted(
-    ws: WebSocketConnection, interrupted: trio.Event, progress: _Progress, session: trio.CancelScope
-) -> None:
+async def _keep_alive(ws: WebSocketConnection, opened: trio.Event, ended: trio.Event, stop: trio.Event) -> None:
+    """Keep the context open between typed lines, from its first ``append`` until ``end`` or ``stop``."""
+    await opened.wait()
+    while True:
+        await trio.sleep(KEEP_ALIVE_INTERVAL)
+        if ended.is_set() or stop.is_set():
+            return
+        await ws.send_message(json.dumps({"action": "flush", "context_id": CONTEXT_ID}))
+
+
+async def _stop_when_interrupted(ws: WebSocketConnection, interrupted: trio.Event, session: trio.CancelScope) -> None:
     await interrupted.wait()
-    progress.interrupted = True
     await ws.send_message(json.dumps({"action": "stop"}))
     # The receive loop ends at ``stopped``; a server that never answers is left behind.
     await trio.sleep(STOP_TIMEOUT)
@@ -285,7 +311,7 @@ def stream(
             typer.echo("", err=True)  # end the progress line
         fail(str(error), error.exit_code)
     except KeyboardInterrupt:  # before the signal handler was in place: nothing was sent
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(EXIT_STATUS[signal.SIGINT]) from None
     finally:
         if sink is not sys.stdout.buffer and audio_format == "wav":
             finish_wav(sink)
@@ -296,5 +322,5 @@ def stream(
         typer.echo(f"\r{progress.seconds:7.2f} s of audio written to {output}; stopped", err=True)
     else:
         typer.echo(f"\r{progress.seconds:7.2f} s of audio written to {output}", err=True)
-    if progress.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
+    if progress.interrupted_by is not None:
+        raise typer.Exit(EXIT_STATUS[progress.interrupted_by])

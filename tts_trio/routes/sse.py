@@ -97,6 +97,8 @@ async def _sse_body(
             yield sse_event("format", choice.describe(job.pool.audio_format))
             async for item in stream.receive:
                 if isinstance(item, StreamError):
+                    completed = True  # ended by the server, not cancelled by the client
+                    service.stream_ended_early(item)
                     yield sse_event("error", {"code": item.code, "message": item.message})
                     return
                 if isinstance(item, AudioChunk):

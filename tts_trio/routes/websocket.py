@@ -73,9 +73,9 @@ blueprint = Blueprint("websocket", __name__)
 
 #: Text-in contexts one socket may have open at once.
 MAX_CONTEXTS = 16
-#: A context that gets no text (and no flush or end) for this long is ended: it holds a stream place.
-CONTEXT_IDLE_TIMEOUT = 60.0
 _WAV_HEADER_BYTES = 44
+#: Put in a context's sentence channel by a ``flush`` with nothing to speak (a sentence is never empty).
+_KEEP_ALIVE = ""
 
 
 class ClientStalled(Exception):
@@ -274,8 +274,11 @@ class _Session:
             raise InvalidParameter(f"no open context {context_id!r}", field="context_id")
         if set(data) - {"context_id"}:
             raise InvalidParameter(f"{action} takes only a context_id", field="context_id")
-        for sentence in context.assembler.flush():
+        held = context.assembler.flush()
+        for sentence in held:
             context.sentences.send_nowait(sentence)
+        if action == "flush" and not held and not context.ended:
+            context.sentences.send_nowait(_KEEP_ALIVE)  # nothing to speak; the client is still there
         if action == "end":
             context.ended = True
             context.sentences.close()
@@ -324,11 +327,12 @@ class _Session:
 
                 with self.service.track_stream(context.job.pool):
                     async with trio.open_nursery() as nursery:
-                        source = _until_idle(sentences, CONTEXT_IDLE_TIMEOUT)
+                        source = _until_idle(sentences, self.settings.context_idle_timeout)
                         receive, metrics = open_audio_stream(nursery, context.job, source)
                         async with receive:
                             async for item in receive:
                                 if isinstance(item, StreamError):
+                                    self.service.stream_ended_early(item)
                                     await self._send_json(
                                         {"type": "error", **base, "code": item.code, "message": item.message}
                                     )
@@ -405,6 +409,7 @@ class _Session:
                 async with receive:
                     async for item in receive:
                         if isinstance(item, StreamError):
+                            self.service.stream_ended_early(item)
                             failure = item
                             break
                         if isinstance(item, AudioChunk):
@@ -464,7 +469,10 @@ class ContextIdle(ApiError):
 
 
 async def _until_idle(sentences: trio.MemoryReceiveChannel[str], idle_seconds: float) -> AsyncIterator[str]:
-    """Sentences of a context; ends it with :class:`ContextIdle` when nothing arrives for ``idle_seconds``."""
+    """Sentences of a context; ends it with :class:`ContextIdle` when nothing arrives for ``idle_seconds``.
+
+    A ``flush`` with nothing held arrives as :data:`_KEEP_ALIVE` and only restarts the wait.
+    """
     while True:
         with trio.move_on_after(idle_seconds) as waited:
             try:
@@ -473,4 +481,5 @@ async def _until_idle(sentences: trio.MemoryReceiveChannel[str], idle_seconds: f
                 return
         if waited.cancelled_caught:
             raise ContextIdle(f"no text for {idle_seconds:g} s; send append, flush or end, or the context is ended")
-        yield sentence
+        if sentence != _KEEP_ALIVE:
+            yield sentence
