@@ -350,15 +350,16 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start NAME: run the image detached with the voices volume on a free loopback port; sets $url
+# start NAME [PORT]: run the image detached with the voices volume on a free loopback port; sets $url.
+# PORT (default 8000) is where the server listens inside the container, set with TTS_PORT.
 start() {
-    local name=$1 port
+    local name=$1 inner=${2:-8000} port
     port=$(free_port)
     containers+=("$name")
     # --health-interval=disable: Podman schedules health checks with systemd timers, which machines
     # without systemd lack; the check itself still runs on demand (podman healthcheck run).
-    quiet_podman run -d --name "$name" --health-interval=disable \
-        -p "127.0.0.1:$port:8000" -v "$volume:/data/voices" "$image" >/dev/null
+    quiet_podman run -d --name "$name" --health-interval=disable -e "TTS_PORT=$inner" \
+        -p "127.0.0.1:$port:$inner" -v "$volume:/data/voices" "$image" >/dev/null
     url="http://127.0.0.1:$port"
     info "container $name on $url (volume $volume at /data/voices)"
     local t0=$SECONDS
@@ -423,10 +424,13 @@ fi
 step "stop the first container (SIGTERM, idle)"
 stop "$run_id-1" 5000
 
-step "second container on the same volume: the voice survived the restart"
-start "$run_id-2"
+step "second container on the same volume, listening on TTS_PORT=9000: the voice survived the restart"
+start "$run_id-2" 9000
 check has-voice "$url" "$voice"
 check health "$url"
+podman healthcheck run "$run_id-2" >/dev/null 2>"$work/healthcheck2.err" \
+    || fail "podman healthcheck run on port 9000: unhealthy ($(tail -1 "$work/healthcheck2.err"))"
+info "podman healthcheck run (port 9000): healthy"
 
 step "stop the second container (SIGTERM while a stream is running)"
 # A stream still sending when SIGTERM comes gets graceful_timeout (5 s) to finish, then ends

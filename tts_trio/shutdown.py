@@ -33,6 +33,8 @@ from tts_trio.errors import ApiError
 
 #: Streams are cut this long (at most) before the graceful timeout, leaving
 #: time for the engine to stop and the final event to reach the client.
+#: espeak-ng stops within milliseconds; an engine that needs longer (a GPU
+#: model mid-sentence) can push the final event past the timeout.
 FINAL_EVENT_MARGIN = 1.0
 
 

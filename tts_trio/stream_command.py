@@ -6,8 +6,8 @@ one text-in context (see docs/streaming-input.md); the context's audio is one
 continuous stream in the chosen format, written to a file or standard output
 as it comes. Ctrl-C sends ``stop``, waits for the server's ``stopped`` (after
 which no more audio of the context can come), closes the socket normally and
-exits with 130, so the server stops synthesizing at once and the file holds
-exactly what was spoken until then.
+exits with 130 (143 for SIGTERM), so the server stops synthesizing at once
+and the file holds exactly what was spoken until then.
 """
 
 from __future__ import annotations
