@@ -8,7 +8,10 @@ Starts ``tts-trio serve`` on a free loopback port, measures
 * WebSocket stop -> ``stopped`` latency and audio bytes after it,
 * throughput with 1, 2 and 8 concurrent SSE streams (chunk_size 4096) and
   the slowest first audio among the 8,
+* time to first audio over HTTP/2 (h2c, one connection),
 * idle memory of the server and its engine workers,
+* SIGTERM with 8 SSE streams running: time to exit, the exit code, and how
+  each stream ended (``done``, a ``shutting_down`` error event, or cut),
 
 and, as the baseline, raw ``espeak-ng --stdout`` for the first sentence, the
 paragraph, and paragraphs with 1, 2 and 8 processes in flight. Prints a
@@ -191,6 +194,42 @@ async def throughput(base_url: str, streams: int, per_stream: int) -> tuple[floa
     return streams * per_stream / elapsed, max(firsts)
 
 
+async def sigterm_under_load(server: subprocess.Popen[bytes], base_url: str, streams: int) -> dict[str, Any]:
+    """SIGTERM once ``streams`` SSE streams of LONG_TEXT have audio flowing; how long to exit, how each ended."""
+    endings: dict[str, int] = {}
+
+    async def one(http: httpx.AsyncClient, started: trio.Event) -> None:
+        ending = "cut"
+        try:
+            async with http.stream("GET", "/v1/tts/stream-sse", params={"text": LONG_TEXT}) as response:
+                event = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                        started.set()
+                        if event == "done":
+                            ending = "done"
+                    elif line.startswith("data: ") and event == "error":
+                        ending = json.loads(line[6:])["code"]
+        except httpx.HTTPError:
+            ending = "cut"
+        finally:
+            started.set()
+            endings[ending] = endings.get(ending, 0) + 1
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http, trio.open_nursery() as nursery:
+        begun = [trio.Event() for _ in range(streams)]
+        for event in begun:
+            nursery.start_soon(one, http, event)
+        for event in begun:
+            await event.wait()
+        started = time.perf_counter()
+        server.send_signal(signal.SIGTERM)
+        code = await trio.to_thread.run_sync(server.wait, 30)
+        elapsed = time.perf_counter() - started
+    return {"exit_s": elapsed, "exit_code": code, "endings": endings}
+
+
 async def median_of(repeats: int, measure: Callable[[], Awaitable[float]]) -> float:
     return statistics.median([await measure() for _ in range(repeats)])
 
@@ -240,6 +279,14 @@ async def run(quick: bool) -> dict[str, Any]:
 
             results["post_paragraph_s"] = await median_of(repeats, post)
 
+        async with httpx.AsyncClient(base_url=base_url, timeout=60, http1=False, http2=True) as h2:
+            await sse_first_audio(h2, PARAGRAPH)  # one connection, kept: every stream is multiplexed on it
+
+            async def h2_ttfa() -> float:
+                return (await sse_first_audio(h2, PARAGRAPH))[0]
+
+            results["h2_sse_ttfa_paragraph_s"] = await median_of(repeats, h2_ttfa)
+
         ws_url = base_url.replace("http", "ws") + "/v1/tts/stream"
         results["ws_ttfa_paragraph_s"] = statistics.median(await ws_first_audio(ws_url, PARAGRAPH, repeats))
         results["ws_ttfa_long_s"] = statistics.median(await ws_first_audio(ws_url, LONG_TEXT, repeats))
@@ -254,6 +301,7 @@ async def run(quick: bool) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=base_url) as http:
             health = (await http.get("/health")).json()
         results["slots_in_use_after"] = health["slots"]["in_use"]
+        results["sigterm"] = await sigterm_under_load(server, base_url, 8)
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -280,6 +328,13 @@ def table(r: dict[str, Any]) -> str:
             f"espeak-ng whole text {r['espeak_long_s'] * ms:.0f} ms",
             f"<= paragraph + 10 ms ({(r['sse_ttfa_paragraph_s'] + 0.010) * ms:.1f})",
             r["sse_ttfa_long_s"] <= r["sse_ttfa_paragraph_s"] + 0.010,
+        ),
+        (
+            "TTFA SSE over HTTP/2 (h2c), paragraph",
+            f"{r['h2_sse_ttfa_paragraph_s'] * ms:.1f} ms",
+            f"espeak-ng first sentence {r['espeak_first_sentence_s'] * ms:.1f} ms",
+            f"<= {(r['espeak_first_sentence_s'] + 0.020) * ms:.1f} ms",
+            r["h2_sse_ttfa_paragraph_s"] <= r["espeak_first_sentence_s"] + 0.020,
         ),
         (
             "TTFA WebSocket, paragraph",
@@ -349,6 +404,27 @@ def table(r: dict[str, Any]) -> str:
     )
     rows.append(("slots in use after the run", str(r["slots_in_use_after"]), "", "0", r["slots_in_use_after"] == 0))
     rows.append(("exit code on SIGTERM", str(r["server_exit_code"]), "", "0", r["server_exit_code"] == 0))
+    sigterm = r["sigterm"]
+    endings = sigterm["endings"]
+    final = endings.get("done", 0) + endings.get("shutting_down", 0)
+    rows.append(
+        (
+            "SIGTERM with 8 streams: exit after",
+            f"{sigterm['exit_s']:.2f} s (exit {sigterm['exit_code']})",
+            "",
+            "<= graceful timeout (5 s), exit 0",
+            sigterm["exit_s"] <= 5.0 and sigterm["exit_code"] == 0,
+        )
+    )
+    rows.append(
+        (
+            "SIGTERM with 8 streams: ended with a final event",
+            f"{final}/8 ({', '.join(f'{k} {v}' for k, v in sorted(endings.items()))})",
+            "",
+            "8/8",
+            final == 8,
+        )
+    )
     lines = ["| measure | tts-trio | raw espeak-ng (same run) | target | met |", "|---|---|---|---|---|"]
     for name, value, base, target, met in rows:
         mark = "" if met is None else ("yes" if met else "NO")

@@ -74,13 +74,14 @@ class LiveServer:
 
 
 async def start_live_server(
-    nursery: trio.Nursery, settings: Settings, graceful_timeout: float = 1.0
+    nursery: trio.Nursery, settings: Settings, graceful_timeout: float = 1.0, keep_alive_timeout: float = 5.0
 ) -> tuple[LiveServer, Callable[[], Awaitable[None]]]:
     app = create_app(settings)
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.worker_class = "trio"
     config.graceful_timeout = graceful_timeout
+    config.keep_alive_timeout = keep_alive_timeout
     config.websocket_max_message_size = settings.ws_max_message_bytes
     shutdown = trio.Event()
     finished = trio.Event()

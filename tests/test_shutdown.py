@@ -78,16 +78,25 @@ async def test_a_stream_longer_than_the_grace_ends_with_a_shutting_down_event(
 
 
 async def test_a_stream_that_fits_in_the_grace_finishes_normally(settings: Settings, nursery: trio.Nursery) -> None:
-    server, stop = await paced_server(nursery, settings, 5.0, PacedEngine(chunks=2, interval=0.05))
+    """And the server exits as soon as it has, with the client still connected: not at the graceful timeout."""
+    server, stop = await paced_server(nursery, settings, 60.0, PacedEngine(chunks=2, interval=0.05))
     names: list[str] = []
     text = "One short sentence. And another one. And a third."
+    stopped = trio.Event()
+
+    async def stop_server() -> None:
+        await stop()
+        stopped.set()
+
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
         with trio.fail_after(15):
             async with http.stream("GET", "/v1/tts/stream-sse", params={"text": text}) as response:
                 async for name, _ in sse_events(response):
                     names.append(name)
                     if name == "audio" and names.count("audio") == 1:
-                        nursery.start_soon(stop)
+                        nursery.start_soon(stop_server)
+        with trio.fail_after(20):  # not the 60 s graceful timeout
+            await stopped.wait()
     assert names[-2:] == ["metrics", "done"]
     assert names.count("timings") == 3
 
@@ -230,3 +239,34 @@ async def test_a_client_that_reads_nothing_does_not_hold_up_shutdown(settings: S
         await stop()
     assert service.active_streams == 0
     await stuck.aclose()
+
+
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "h2c"])
+async def test_an_idle_kept_alive_connection_does_not_hold_up_shutdown(
+    settings: Settings, nursery: trio.Nursery, http2: bool
+) -> None:
+    """Quart-Trio cancels Hypercorn's "connection is idle" step half-way; tts_trio.socket_sends finishes it.
+
+    Without it, every SIGTERM with a client connected waited out the whole
+    graceful timeout (and idle connections were never closed at all).
+    """
+    server, stop = await start_live_server(nursery, settings, graceful_timeout=60.0)
+    async with httpx.AsyncClient(base_url=server.base_url, http1=not http2, http2=http2) as http:
+        response = await http.get("/health")
+        assert response.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
+        with trio.fail_after(20):  # not the 60 s graceful timeout
+            await stop()
+
+
+async def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout(
+    settings: Settings, nursery: trio.Nursery
+) -> None:
+    server, _ = await start_live_server(nursery, settings, keep_alive_timeout=0.5)
+    host, port = server.base_url.removeprefix("http://").split(":")
+    async with await trio.open_tcp_stream(host, int(port)) as client:
+        await client.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        with trio.fail_after(20):
+            while chunk := await client.receive_some():
+                received += chunk  # the response, then EOF once the server closes the idle connection
+    assert received.startswith(b"HTTP/1.1 200")

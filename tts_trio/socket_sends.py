@@ -16,6 +16,12 @@ that misses it means the client read nothing for that long; the connection
 is closed at once (a half-sent frame no longer matters) and the protocol is
 told, so the request sees a disconnect and its stream is cancelled like any
 other.
+
+It also finishes, shielded, the bookkeeping that marks a kept-alive
+connection idle or closes it: Hypercorn does both inside the app's send
+call, which Quart-Trio cancels when the client's disconnect message arrives,
+and an interrupted one left the connection open (no keep-alive timeout, and
+a SIGTERM with any client connected waited out the whole graceful timeout).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from tts_trio.shutdown import Shutdown
 
 #: Seconds one socket write may wait for a client that reads nothing (``TTS_SEND_TIMEOUT``).
 STALL_TIMEOUT = 30.0
+#: Seconds for Hypercorn's connection bookkeeping (mark idle, close) once shielded.
+BOOKKEEPING_TIMEOUT = 5.0
 _MARK = "_tts_trio_bounded"
 _UNBOUNDED = Shutdown()  # for servers of apps that have none (never drains)
 
@@ -55,7 +63,17 @@ def install() -> None:
 
     async def bounded_send(self: Any, event: Any) -> None:
         if not isinstance(event, RawData):
-            await original(self, event)
+            # Updated (the connection is idle or busy) and Closed run inside the app's own send
+            # call, which Quart-Trio cancels as soon as the client's disconnect message arrives.
+            # Cancelled half-way, an idle connection never gets its idle task and a closing one
+            # is never closed: both stay open, past keep_alive_timeout and through a whole
+            # graceful timeout. Both steps are quick (a lock, a task start, closing a socket);
+            # the deadline only guards a TLS close that waits on a peer that reads nothing.
+            with trio.move_on_after(BOOKKEEPING_TIMEOUT) as scope:
+                scope.shield = True
+                await original(self, event)
+            if scope.cancelled_caught:
+                await trio.aclose_forcefully(self.stream)
             return
         shutdown, timeout = _limits_of(self)
         async with self.send_lock:
