@@ -10,13 +10,15 @@ import sys
 import wave
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
 from tts_trio.audio import AudioFormat
 from tts_trio.pool import EnginePool
+from tts_trio.settings import Settings
 
-from .conftest import LiveServer, eventually
+from .conftest import LiveServer, eventually, start_live_server
 from .engines import PacedEngine, use_engine
 
 BIN = str(Path(sys.executable).with_name("tts-trio"))
@@ -142,3 +144,13 @@ async def test_a_signal_during_stream_stops_the_synthesis_at_once(
     # What was written is a valid file of what was spoken before the stop.
     with wave.open(str(target)) as reader:
         assert 0 < reader.getnframes() < 200 * 2 * 16
+
+
+async def test_stream_sends_the_api_key(settings: Settings, nursery: trio.Nursery, tmp_path: Path) -> None:
+    server, _ = await start_live_server(nursery, attrs.evolve(settings, api_keys="sekrit"))
+    target = tmp_path / "keyed.wav"
+    refused = await cli(server.base_url, "stream", "Hello.", "-o", str(target), "--quiet")
+    assert refused.returncode == 1 and b"HTTP 401" in refused.stderr and b"unauthorized" in refused.stderr
+    spoken = await cli(server.base_url, "stream", "Hello.", "-o", str(target), "--quiet", "--api-key", "sekrit")
+    assert spoken.returncode == 0, spoken.stderr
+    assert target.read_bytes().startswith(b"RIFF")
