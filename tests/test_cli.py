@@ -16,6 +16,7 @@ import httpx
 import pytest
 import trio
 import trustme
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 BIN = Path(sys.executable).with_name("tts-trio")
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,7 +114,8 @@ def test_serve_bad_setting_stops_startup_with_one_line(args: list[str], env: dic
     assert time.monotonic() - started < 10
 
 
-async def test_hypercorn_command_with_the_repo_config_serves(tmp_path: Path) -> None:
+async def test_hypercorn_command_with_the_repo_config_serves_and_drains(tmp_path: Path) -> None:
+    """Also under bare Hypercorn, SIGTERM drains: an open WebSocket is closed with 1001 (going away)."""
     port = free_port()
     hypercorn = str(Path(sys.executable).with_name("hypercorn"))
     command = [hypercorn, "-c", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}", "tts_trio.asgi:app"]
@@ -124,8 +126,14 @@ async def test_hypercorn_command_with_the_repo_config_serves(tmp_path: Path) -> 
         async with httpx.AsyncClient() as http:
             response = await http.get(f"http://127.0.0.1:{port}/v1/tts/stream-sse", params={"text": "Hi there."})
             assert "event: done" in response.text
-        process.send_signal(signal.SIGTERM)
-        await trio.to_thread.run_sync(process.wait, 20)
+        async with open_websocket_url(f"ws://127.0.0.1:{port}/v1/tts/stream") as ws:
+            await ws.send_message(json.dumps({"action": "ping"}))
+            assert json.loads(await ws.get_message()) == {"type": "pong"}
+            process.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed, trio.fail_after(20):
+                await ws.get_message()
+            assert closed.value.reason is not None and closed.value.reason.code == 1001
+        assert await trio.to_thread.run_sync(process.wait, 20) == 0
         assert worker_pids(process.pid) == set()
     finally:
         if process.poll() is None:

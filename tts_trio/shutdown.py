@@ -16,9 +16,9 @@ streams end on their own terms inside that window:
 * an idle WebSocket is closed with 1001 (going away), a busy one as soon as
   its work has ended.
 
-Only ``tts-trio serve`` (and the tests) can start the drain: a bare
-``hypercorn tts_trio.asgi:app`` gives the app no signal, so there streams
-run until Hypercorn's own graceful timeout.
+``tts-trio serve`` starts the drain from its signal handler, and
+:mod:`tts_trio.asgi` from Hypercorn's shutdown trigger when the bare
+``hypercorn`` command serves the app.
 """
 
 from __future__ import annotations
