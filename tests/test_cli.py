@@ -230,3 +230,15 @@ async def test_serve_with_a_certificate_speaks_http2_over_tls(tmp_path: Path) ->
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_bare_hypercorn_refuses_several_workers(tmp_path: Path) -> None:
+    hypercorn = str(Path(sys.executable).with_name("hypercorn"))
+    command = [hypercorn, "-c", str(ROOT / "hypercorn.toml"), "-w", "2", "--bind", f"127.0.0.1:{free_port()}"]
+    env = {**os.environ, "TTS_VOICES_PATH": str(tmp_path)}
+    # It stops instead of serving (the timeout would fail the test). Hypercorn 0.18's own exit
+    # status is 0 here even though its workers exited with 2: it reads the status of the
+    # workers left after the first ones exited, and there are none.
+    result = subprocess.run([*command, "tts_trio.asgi:app"], capture_output=True, text=True, timeout=60, env=env)
+    assert "tts-trio: invalid setting workers = 2 (hypercorn -w)" in result.stderr
+    assert "Running on" not in result.stderr

@@ -8,18 +8,21 @@ Hypercorn's parent process catches SIGTERM and tells its worker through a
 shutdown trigger. Importing this module wraps that trigger so the app drains
 (:mod:`tts_trio.shutdown`) exactly as under ``tts-trio serve``; Hypercorn's
 trio worker imports the app first and looks up ``worker_serve`` afterwards,
-so the wrapper is in place in time.
+so the wrapper is in place in time. It also refuses ``-w N`` for N > 1, as
+``tts-trio serve`` does.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import trio
 from hypercorn.trio import run as hypercorn_run
 
 from tts_trio.app import create_app
-from tts_trio.server import draining_trigger
+from tts_trio.server import check_one_worker, draining_trigger
+from tts_trio.settings import SettingsError
 
 app = create_app()
 
@@ -39,8 +42,14 @@ def _drain_on_hypercorn_shutdown() -> None:
         shutdown_trigger: Any = None,
         task_status: Any = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        if shutdown_trigger is not None and getattr(asgi_app, "app", None) is app:
-            shutdown_trigger = draining_trigger(app, shutdown_trigger, config.graceful_timeout)
+        if getattr(asgi_app, "app", None) is app:
+            try:
+                check_one_worker(config, "(hypercorn -w)")
+            except SettingsError as error:
+                print(f"tts-trio: {error}", file=sys.stderr, flush=True)
+                raise SystemExit(2) from None  # Hypercorn then stops every worker and exits non-zero
+            if shutdown_trigger is not None:
+                shutdown_trigger = draining_trigger(app, shutdown_trigger, config.graceful_timeout)
         await original(asgi_app, config, sockets=sockets, shutdown_trigger=shutdown_trigger, task_status=task_status)
 
     setattr(worker_serve, _MARK, True)

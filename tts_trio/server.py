@@ -35,17 +35,22 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def check_one_worker(config: Config, where: str) -> None:
+    """Refuse several worker processes: engines, slots and the current engine live in one process."""
+    if config.workers > 1:
+        raise SettingsError(
+            f"invalid setting workers = {config.workers} {where}: run one process per machine or container "
+            "and scale out with replicas behind a proxy (engine state lives in the process)"
+        )
+
+
 def hypercorn_config(settings: Settings, config_file: Path | None = None, *, bind_given: bool = True) -> Config:
     """Hypercorn settings: from ``config_file`` if given; our settings win where they were given."""
     config = Config.from_toml(str(config_file)) if config_file else Config()
     if bind_given or not config_file:
         config.bind = [bind_address(settings.host, settings.port)]
     config.worker_class = "trio"
-    if config.workers != 1:
-        raise SettingsError(
-            f"invalid setting workers = {config.workers} in {config_file}: run one process per machine or container "
-            "and scale out with replicas behind a proxy (engine state lives in the process)"
-        )
+    check_one_worker(config, f"in {config_file}")
     if settings.graceful_timeout is not None:
         config.graceful_timeout = settings.graceful_timeout
     elif not config_file or "graceful_timeout" not in _keys_of(config_file):
