@@ -30,6 +30,12 @@ KeyOption = Annotated[
     str | None, typer.Option("--api-key", envvar="TTS_API_KEY", help="API key, if the server needs one")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+# What ``say`` and ``stream`` share.
+OutputOption = Annotated[str, typer.Option("-o", "--output", help="File to write, or '-' for standard output")]
+VoiceOption = Annotated[str, typer.Option(help="Voice id")]
+FormatOption = Annotated[str, typer.Option("--format", help="wav, pcm, mp3, opus, flac or aac")]
+SpeedOption = Annotated[float, typer.Option(help="Speaking rate, 1.0 is normal")]
+QuietOption = Annotated[bool, typer.Option("--quiet", help="No progress display")]
 
 engines_app = typer.Typer(no_args_is_help=True, help="List engines or switch the current one.")
 voices_app = typer.Typer(no_args_is_help=True, help="List, create, delete or choose voices.")
@@ -229,15 +235,13 @@ def voices_set(
 
 def say(
     text: Annotated[str | None, typer.Argument(help="Text to speak; '-' or nothing reads standard input")] = None,
-    output: Annotated[
-        str, typer.Option("-o", "--output", help="File to write, or '-' for standard output")
-    ] = "speech.wav",
-    voice: Annotated[str, typer.Option(help="Voice id")] = "default",
-    audio_format: Annotated[str, typer.Option("--format", help="wav, pcm, mp3, opus, flac or aac")] = "wav",
-    speed: Annotated[float, typer.Option(help="Speaking rate, 1.0 is normal")] = 1.0,
+    output: OutputOption = "speech.wav",
+    voice: VoiceOption = "default",
+    audio_format: FormatOption = "wav",
+    speed: SpeedOption = 1.0,
     url: UrlOption = DEFAULT_URL,
     api_key: KeyOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Speak text into a file as it streams in, showing seconds of audio received."""
     if text is None or text == "-":

@@ -85,13 +85,8 @@ class Shutdown:
         The caller checks ``cancelled_caught`` afterwards to tell the client
         the stream was cut short.
         """
-        scope = trio.CancelScope(deadline=self._deadline)
-        self._streams.add(scope)
-        try:
-            with scope:
-                yield scope
-        finally:
-            self._streams.discard(scope)
+        with _registered(trio.CancelScope(deadline=self._deadline), self._streams) as scope:
+            yield scope
 
     @contextmanager
     def socket_send(self, timeout: float) -> Iterator[trio.CancelScope]:
@@ -100,13 +95,9 @@ class Shutdown:
         Used by :mod:`tts_trio.socket_sends`; a write to a client that reads
         nothing would otherwise hold the connection, and the shutdown, forever.
         """
-        scope = trio.CancelScope(shield=True, deadline=min(trio.current_time() + timeout, self._hard_deadline))
-        self._sends.add(scope)
-        try:
-            with scope:
-                yield scope
-        finally:
-            self._sends.discard(scope)
+        deadline = min(trio.current_time() + timeout, self._hard_deadline)
+        with _registered(trio.CancelScope(shield=True, deadline=deadline), self._sends) as scope:
+            yield scope
 
     @contextmanager
     def wait(self) -> Iterator[trio.CancelScope]:
@@ -114,9 +105,16 @@ class Shutdown:
         scope = trio.CancelScope()
         if self.started.is_set():
             scope.cancel()
-        self._waits.add(scope)
-        try:
-            with scope:
-                yield scope
-        finally:
-            self._waits.discard(scope)
+        with _registered(scope, self._waits):
+            yield scope
+
+
+@contextmanager
+def _registered(scope: trio.CancelScope, registry: set[trio.CancelScope]) -> Iterator[trio.CancelScope]:
+    """Enter ``scope`` while :meth:`Shutdown.begin` can reach it through ``registry``."""
+    registry.add(scope)
+    try:
+        with scope:
+            yield scope
+    finally:
+        registry.discard(scope)

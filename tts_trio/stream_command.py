@@ -32,7 +32,18 @@ from trio_websocket import (
     open_websocket_url,
 )
 
-from tts_trio.admin import DEFAULT_URL, KeyOption, UrlOption, close_output, fail
+from tts_trio.admin import (
+    DEFAULT_URL,
+    FormatOption,
+    KeyOption,
+    OutputOption,
+    QuietOption,
+    SpeedOption,
+    UrlOption,
+    VoiceOption,
+    close_output,
+    fail,
+)
 
 #: Exit status after Ctrl-C or SIGTERM, as shells report a command ended by that signal.
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -266,12 +277,10 @@ def stream(
     text: Annotated[
         str | None, typer.Argument(help="Text to speak; '-' or nothing reads standard input line by line")
     ] = None,
-    output: Annotated[
-        str, typer.Option("-o", "--output", help="File to write, or '-' for standard output")
-    ] = "speech.wav",
-    voice: Annotated[str, typer.Option(help="Voice id")] = "default",
-    audio_format: Annotated[str, typer.Option("--format", help="wav, pcm, mp3, opus, flac or aac")] = "wav",
-    speed: Annotated[float, typer.Option(help="Speaking rate, 1.0 is normal")] = 1.0,
+    output: OutputOption = "speech.wav",
+    voice: VoiceOption = "default",
+    audio_format: FormatOption = "wav",
+    speed: SpeedOption = 1.0,
     flush_lines: Annotated[
         bool | None,
         typer.Option(
@@ -281,7 +290,7 @@ def stream(
     ] = None,
     url: UrlOption = DEFAULT_URL,
     api_key: KeyOption = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Speak over the WebSocket as text arrives; Ctrl-C stops the synthesis at once and exits 130."""
     from_stdin = text is None or text == "-"
