@@ -186,6 +186,7 @@ async def produce_audio(
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await send.send(StreamError("synthesis_failed", "the stream failed; see the server log"))
         if cut.cancelled_caught:
+            shutdown.on_cut()
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await send.send(StreamError("shutting_down", "the server is shutting down; the stream was cut short"))
 

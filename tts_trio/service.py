@@ -28,7 +28,7 @@ from tts_trio.errors import VoiceNotFound, VoiceNotSupported
 from tts_trio.hardware import Device, detect_device
 from tts_trio.observability import Metrics
 from tts_trio.params import GenerateParams
-from tts_trio.pipeline import StreamError, StreamMetrics, SynthesisJob
+from tts_trio.pipeline import StreamMetrics, SynthesisJob
 from tts_trio.pool import EnginePool
 from tts_trio.settings import Settings
 from tts_trio.shutdown import Shutdown
@@ -65,6 +65,7 @@ class TtsService:
         self.admission = Admission(settings.max_streams, settings.max_queue, settings.max_queue_wait, self.shutdown)
         self.admission.on_wait = self.metrics.queue_wait.observe
         self.admission.on_refuse = self.metrics.refused.inc
+        self.shutdown.on_cut = lambda: self.stream_cancelled("shutdown")
         self._observe(engine.pool)
         self.metrics.watch(
             active=lambda: self.active_streams,
@@ -89,11 +90,6 @@ class TtsService:
 
     def stream_cancelled(self, cause: str) -> None:
         self.metrics.cancellations.labels(cause).inc()
-
-    def stream_ended_early(self, error: StreamError) -> None:
-        """Count a stream the server ended: cut by the shutdown drain (engine failures count in the pool)."""
-        if error.code == "shutting_down":
-            self.stream_cancelled("shutdown")
 
     @classmethod
     async def open(

@@ -24,7 +24,7 @@ streams end on their own terms inside that window:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import trio
@@ -56,6 +56,8 @@ class Shutdown:
         self._streams: set[trio.CancelScope] = set()
         self._waits: set[trio.CancelScope] = set()
         self._sends: set[trio.CancelScope] = set()
+        #: Observer for metrics: a stream was cut short by the drain.
+        self.on_cut: Callable[[], None] = lambda: None
 
     def begin(self, graceful_timeout: float) -> None:
         """Start draining: streams must end within ``graceful_timeout`` seconds."""

@@ -102,7 +102,6 @@ class _Progress:
     seconds: float = 0.0
     #: The signal that stopped the stream, if one did.
     interrupted_by: signal.Signals | None = None
-    finished: bool = False
 
     @property
     def interrupted(self) -> bool:
@@ -243,10 +242,7 @@ async def _receive(ws: WebSocketConnection, sink: BinaryIO, progress: _Progress,
         elif kind == "timings":
             progress.seconds = float(message["end"])
             on_progress(progress.seconds)
-        elif kind == "done":
-            progress.finished = True
-            return
-        elif kind == "stopped":
+        elif kind in ("done", "stopped"):  # stopped: no audio of the context can follow
             return
         elif kind == "error":
             raise StreamFailed(f"{message['message']} ({message['code']})", 1)

@@ -61,7 +61,6 @@ async def generate() -> Any:
                     else:
                         sentences.append(item)
     if failure is not None:
-        service.stream_ended_early(failure)
         raise failure.to_api_error()
     if is_cheap(choice, fmt):
         payload = encode_complete(fmt, choice, bytes(pcm))

@@ -182,7 +182,6 @@ async def _encoded(
             async for item in stream.receive:
                 if isinstance(item, StreamError):
                     completed = True  # ended by the server, not cancelled by the client
-                    service.stream_ended_early(item)
                     yield item
                     return
                 if isinstance(item, AudioChunk):

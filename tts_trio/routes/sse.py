@@ -98,7 +98,6 @@ async def _sse_body(
             async for item in stream.receive:
                 if isinstance(item, StreamError):
                     completed = True  # ended by the server, not cancelled by the client
-                    service.stream_ended_early(item)
                     yield sse_event("error", {"code": item.code, "message": item.message})
                     return
                 if isinstance(item, AudioChunk):

@@ -44,10 +44,11 @@ interrupted half-way would corrupt the socket for every later message.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -161,10 +162,8 @@ class _Session:
         await self.service.shutdown.started.wait()
         while self._busy():
             await self._work_ended.wait()
-        async with self._send_lock:
-            with trio.move_on_after(self.settings.send_timeout) as scope:
-                scope.shield = True
-                await self.ws.close(1001, "the server is shutting down")
+        with contextlib.suppress(ClientStalled):
+            await self._locked(self.ws.close, 1001, "the server is shutting down")
         session.cancel()
 
     # -- incoming ---------------------------------------------------------
@@ -332,7 +331,6 @@ class _Session:
                         async with receive:
                             async for item in receive:
                                 if isinstance(item, StreamError):
-                                    self.service.stream_ended_early(item)
                                     await self._send_json(
                                         {"type": "error", **base, "code": item.code, "message": item.message}
                                     )
@@ -409,7 +407,6 @@ class _Session:
                 async with receive:
                     async for item in receive:
                         if isinstance(item, StreamError):
-                            self.service.stream_ended_early(item)
                             failure = item
                             break
                         if isinstance(item, AudioChunk):
@@ -435,10 +432,14 @@ class _Session:
         await self._send(json.dumps(payload, separators=(",", ":")))
 
     async def _send(self, data: str | bytes) -> None:
+        await self._locked(self.ws.send, data)
+
+    async def _locked(self, sending: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run one send under the lock, shielded (half a frame would corrupt the socket), within the send timeout."""
         async with self._send_lock:
             with trio.move_on_after(self.settings.send_timeout) as scope:
                 scope.shield = True
-                await self.ws.send(data)
+                await sending(*args)
             if scope.cancelled_caught:
                 raise ClientStalled("the client did not read for too long")
 
