@@ -13,13 +13,18 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from tts_trio.app import create_app
+from tts_trio.api.app import create_app
+from tts_trio.api.state import state_of
 from tts_trio.engines import open_engine
-from tts_trio.hardware import detect_device
-from tts_trio.pool import EnginePool
-from tts_trio.server import draining_trigger
-from tts_trio.service import TtsService
+from tts_trio.engines.hardware import detect_device
+from tts_trio.engines.pool import EnginePool
+from tts_trio.server import hypercorn_fixes
+from tts_trio.server.launch import draining_trigger
 from tts_trio.settings import Settings
+from tts_trio.synthesis.service import TtsService
+
+# What `tts-trio serve` and the ASGI entry install before serving; every test server gets them too.
+hypercorn_fixes.install()
 
 PARAGRAPH = (
     "The quick brown fox jumps over the lazy dog near the river bank. "
@@ -69,8 +74,9 @@ class LiveServer:
 
     @property
     def service(self) -> TtsService:
-        service: TtsService = self.app.extensions["tts"]
-        return service
+        state = state_of(self.app)
+        assert state is not None
+        return state.require_service()
 
 
 async def start_live_server(

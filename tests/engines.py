@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 from RealtimeTTS.engines.base_engine import BaseEngine
 
-from tts_trio.pool import EnginePool
+from tts_trio.engines.pool import EnginePool
 
 from .conftest import LiveServer
 

@@ -1,8 +1,8 @@
 import io
 import wave
 
-from tts_trio.audio import AudioFormat, frame_aligned, split_chunks, streaming_wav_header, wav_file
-from tts_trio.encoding import choose_encoding
+from tts_trio.audio.encoding import choose_encoding
+from tts_trio.audio.formats import AudioFormat, frame_aligned, split_chunks, streaming_wav_header, wav_file
 
 FMT = AudioFormat(sample_rate=22050)
 

@@ -118,7 +118,7 @@ async def test_hypercorn_command_with_the_repo_config_serves_and_drains(tmp_path
     """Also under bare Hypercorn, SIGTERM drains: an open WebSocket is closed with 1001 (going away)."""
     port = free_port()
     hypercorn = str(Path(sys.executable).with_name("hypercorn"))
-    command = [hypercorn, "-c", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}", "tts_trio.asgi:app"]
+    command = [hypercorn, "-c", str(ROOT / "hypercorn.toml"), "--bind", f"127.0.0.1:{port}", "tts_trio.server.asgi:app"]
     process = spawn(command, {"TTS_VOICES_PATH": str(tmp_path), "TTS_SLOTS": "1"})
     try:
         health = await wait_healthy(f"http://127.0.0.1:{port}", process)
@@ -239,6 +239,6 @@ def test_bare_hypercorn_refuses_several_workers(tmp_path: Path) -> None:
     # It stops instead of serving (the timeout would fail the test). Hypercorn 0.18's own exit
     # status is 0 here even though its workers exited with 2: it reads the status of the
     # workers left after the first ones exited, and there are none.
-    result = subprocess.run([*command, "tts_trio.asgi:app"], capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run([*command, "tts_trio.server.asgi:app"], capture_output=True, text=True, timeout=60, env=env)
     assert "tts-trio: invalid setting workers = 2 (hypercorn -w)" in result.stderr
     assert "Running on" not in result.stderr

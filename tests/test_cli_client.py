@@ -14,8 +14,8 @@ import attrs
 import pytest
 import trio
 
-from tts_trio.audio import AudioFormat
-from tts_trio.pool import EnginePool
+from tts_trio.audio.formats import AudioFormat
+from tts_trio.engines.pool import EnginePool
 from tts_trio.settings import Settings
 
 from .conftest import LiveServer, eventually, start_live_server

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from tts_trio.voices import VoiceStore
+from tts_trio.voices.store import VoiceStore
 
 from .test_cli import BIN, free_port, spawn, wait_healthy
 

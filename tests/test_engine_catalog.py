@@ -40,8 +40,8 @@ from tts_trio.engines.catalog import (
     huggingface_cache,
     parse_config,
 )
+from tts_trio.engines.hardware import Device
 from tts_trio.errors import ApiError, InvalidParameter
-from tts_trio.hardware import Device
 from tts_trio.settings import ENV_VARS, Settings
 
 ENGINES = ["system", "azure", "openai", "elevenlabs", "coqui", "kokoro", "edge", "gtts", "chatterbox", "piper"]

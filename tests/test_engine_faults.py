@@ -7,8 +7,8 @@ import json
 import httpx
 from trio_websocket import open_websocket_url
 
-from tts_trio.audio import AudioFormat
-from tts_trio.pool import EnginePool
+from tts_trio.audio.formats import AudioFormat
+from tts_trio.engines.pool import EnginePool
 
 from .conftest import LiveServer, eventually
 from .engines import FailingEngine, PacedEngine, use_engine

@@ -13,8 +13,8 @@ import pytest
 from quart_trio import QuartTrio
 from trio_websocket import open_websocket_url
 
-from tts_trio.audio import AudioFormat
-from tts_trio.encoding import choose_encoding, encode_complete, open_encoder
+from tts_trio.audio.encoding import choose_encoding, encode_complete, open_encoder
+from tts_trio.audio.formats import AudioFormat
 from tts_trio.errors import InvalidParameter
 
 from .audio_check import CODECS, decode

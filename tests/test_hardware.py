@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tts_trio import hardware
-from tts_trio.hardware import Device, default_slots, detect_device
+from tts_trio.engines.hardware import Device, default_slots, detect_device
 
 CPUS = max(1, os.cpu_count() or 1)
 SMI_OUTPUT = (
@@ -146,6 +146,6 @@ def test_default_slots_follow_gpus_only_for_gpu_engines() -> None:
 
 
 def test_importing_and_detecting_never_imports_torch() -> None:
-    code = "import sys, tts_trio.hardware as h; h.detect_device(); print('torch' in sys.modules)"
+    code = "import sys, tts_trio.engines.hardware as h; h.detect_device(); print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "False"

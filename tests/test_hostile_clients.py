@@ -1,7 +1,7 @@
 """Hostile clients over real sockets: after every attack the server still answers and speaks.
 
 The first attack (a WebSocket upgrade with trailing bytes) ends an unprotected
-Hypercorn 0.18 process; tts_trio.containment keeps it to one connection.
+Hypercorn 0.18 process; tts_trio.server.hypercorn_fixes.containment keeps it to one connection.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ async def test_a_client_that_reads_nothing_is_dropped_after_the_send_timeout(
     """Its stream is cancelled and its place freed, over HTTP/1.1 and over a WebSocket.
 
     Hypercorn's shielded socket writes would otherwise wait for it forever
-    (tts_trio.socket_sends bounds them).
+    (tts_trio.server.hypercorn_fixes.socket_sends bounds them).
     """
     server, _ = await start_live_server(nursery, attrs.evolve(settings, send_timeout=1.0))
     host, port = server.base_url.removeprefix("http://").split(":")

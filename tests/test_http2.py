@@ -11,7 +11,7 @@ tests/engines.py replace espeak-ng; cancellation is also checked with the
 real engine.
 
 Over HTTP/2, Hypercorn 0.18 by itself does not hold a stream's producer
-back when the client stops reading; tts_trio.h2_flow_control fixes that
+back when the client stops reading; tts_trio.server.hypercorn_fixes.h2_flow_control fixes that
 (``test_a_client_that_stops_reading_holds_back_synthesis``). Tests that must
 act while a real-engine stream is still running use texts long enough (800
 sentences, seconds of synthesis) that the server cannot finish them first
@@ -40,10 +40,10 @@ import trio
 import trustme
 from hypercorn.trio import serve
 
-from tts_trio.app import create_app
-from tts_trio.audio import AudioFormat
-from tts_trio.pool import EnginePool
-from tts_trio.server import hypercorn_config
+from tts_trio.api.app import create_app
+from tts_trio.audio.formats import AudioFormat
+from tts_trio.engines.pool import EnginePool
+from tts_trio.server.launch import hypercorn_config
 from tts_trio.settings import Settings
 
 from .conftest import PARAGRAPH, LiveServer, eventually, start_live_server
@@ -478,7 +478,7 @@ async def test_a_client_that_stops_reading_holds_back_synthesis(h2c_endpoint: En
     Over HTTP/1.1 this holds (TCP backpressure stops the stream after a few
     sentences), and the pool is built on it: "a slow reader slows its own
     stream". Over HTTP/2 the client's stream window (64 KiB here) is the
-    backpressure, which Hypercorn 0.18 ignores unless tts_trio.h2_flow_control
+    backpressure, which Hypercorn 0.18 ignores unless tts_trio.server.hypercorn_fixes.h2_flow_control
     is installed (the app does so).
     """
     server = h2c_endpoint.server

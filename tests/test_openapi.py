@@ -6,12 +6,12 @@ import re
 
 from quart_trio import QuartTrio
 
-from tts_trio.app import create_app
+from tts_trio.api.app import create_app
 from tts_trio.settings import Settings
 
 
 def test_every_route_is_described(tmp_path: object) -> None:
-    from tts_trio.openapi import build_spec
+    from tts_trio.api.openapi import build_spec
 
     app: QuartTrio = create_app(Settings.load(environ={}))
     paths = build_spec()["paths"]

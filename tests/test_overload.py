@@ -12,8 +12,9 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from tts_trio.admission import Admission, Overloaded
+from tts_trio.errors import Overloaded
 from tts_trio.settings import Settings
+from tts_trio.synthesis.admission import Admission
 
 from .conftest import PARAGRAPH, LiveServer, eventually, start_live_server
 

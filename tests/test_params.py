@@ -3,7 +3,7 @@ from typing import Any
 import pytest
 
 from tts_trio.errors import ApiError
-from tts_trio.params import GenerateParams, SseParams, WsGenerateParams, parse_json_params, parse_query_params
+from tts_trio.synthesis.params import GenerateParams, SseParams, WsGenerateParams, parse_json_params, parse_query_params
 
 
 def test_parse_json_params_normalizes_text() -> None:

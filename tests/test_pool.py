@@ -8,9 +8,9 @@ import pytest
 import trio
 import trio.testing
 
-from tts_trio.audio import AudioChunk, AudioFormat
+from tts_trio.audio.formats import AudioChunk, AudioFormat
+from tts_trio.engines.pool import EnginePool
 from tts_trio.errors import SynthesisFailed
-from tts_trio.pool import EnginePool
 
 from .engines import FailingEngine, PacedEngine
 

@@ -11,7 +11,7 @@ import pytest
 import trio
 from trio_websocket import HandshakeError, open_websocket_url
 
-from tts_trio.security import KeyRing
+from tts_trio.api.security import KeyRing
 from tts_trio.settings import Settings
 
 from .conftest import LiveServer, start_live_server

@@ -1,4 +1,4 @@
-from tts_trio.sentences import iter_sentences
+from tts_trio.synthesis.sentences import iter_sentences
 
 from .conftest import PARAGRAPH
 

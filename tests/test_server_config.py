@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tts_trio.server import hypercorn_config
+from tts_trio.server.launch import hypercorn_config
 from tts_trio.settings import DEFAULT_GRACEFUL_TIMEOUT, Settings, SettingsError
 
 REPO_CONFIG = Path(__file__).resolve().parent.parent / "hypercorn.toml"

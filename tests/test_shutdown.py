@@ -16,12 +16,13 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from tts_trio.admission import Admission
-from tts_trio.app import begin_shutdown
-from tts_trio.audio import AudioFormat
-from tts_trio.pool import EnginePool
+from tts_trio.api.app import begin_shutdown
+from tts_trio.audio.formats import AudioFormat
+from tts_trio.engines.pool import EnginePool
+from tts_trio.errors import ShuttingDown
 from tts_trio.settings import Settings
-from tts_trio.shutdown import Shutdown, ShuttingDown
+from tts_trio.synthesis.admission import Admission
+from tts_trio.synthesis.drain import Shutdown
 
 from .conftest import PARAGRAPH, LiveServer, eventually, start_live_server
 from .engines import PacedEngine, use_engine
@@ -226,7 +227,7 @@ async def test_shutdown_leaves_no_engine_work_behind(
 
 
 async def test_a_client_that_reads_nothing_does_not_hold_up_shutdown(settings: Settings, nursery: trio.Nursery) -> None:
-    """Hypercorn's shielded socket writes ignore its own graceful timeout; tts_trio.socket_sends bounds them."""
+    """Hypercorn's shielded socket writes ignore its own graceful timeout; the socket_sends fix bounds them."""
     server, stop = await start_live_server(nursery, settings, graceful_timeout=2.0)
     service = server.service
     host, port = server.base_url.removeprefix("http://").split(":")
@@ -245,7 +246,7 @@ async def test_a_client_that_reads_nothing_does_not_hold_up_shutdown(settings: S
 async def test_an_idle_kept_alive_connection_does_not_hold_up_shutdown(
     settings: Settings, nursery: trio.Nursery, http2: bool
 ) -> None:
-    """Quart-Trio cancels Hypercorn's "connection is idle" step half-way; tts_trio.socket_sends finishes it.
+    """Quart-Trio cancels Hypercorn's "connection is idle" step half-way; the socket_sends fix finishes it.
 
     Without it, every SIGTERM with a client connected waited out the whole
     graceful timeout (and idle connections were never closed at all).

@@ -11,8 +11,9 @@ import httpx
 import pytest
 import trio
 
+from tts_trio.errors import VoiceExists
 from tts_trio.settings import Settings
-from tts_trio.voices import VoiceExists, VoiceStore
+from tts_trio.voices.store import VoiceStore
 
 from .conftest import LiveServer, start_live_server
 
@@ -242,8 +243,8 @@ async def test_uploads_over_the_limit_are_rejected_while_reading(live_server: Li
 
 
 async def test_uploads_in_compressed_formats_are_decoded_and_normalized(live_server: LiveServer) -> None:
-    from tts_trio.audio import AudioFormat
-    from tts_trio.encoding import choose_encoding, encode_complete
+    from tts_trio.audio.encoding import choose_encoding, encode_complete
+    from tts_trio.audio.formats import AudioFormat
 
     source = AudioFormat(sample_rate=22050)
     pcm = REFERENCE[44:]
@@ -266,17 +267,17 @@ def test_custom_voices_reach_cloning_engines_as_reference_files(tmp_path: Path) 
 
     from tts_trio.engines import LoadedEngine
     from tts_trio.engines.catalog import SystemConfig
+    from tts_trio.engines.hardware import Device
     from tts_trio.errors import VoiceNotSupported
-    from tts_trio.hardware import Device
-    from tts_trio.service import TtsService
+    from tts_trio.synthesis.service import TtsService
 
     from .engines import PacedEngine
 
     store = VoiceStore(tmp_path)
     store.open()
     voice_id = store_voice(store, "clone me")
-    from tts_trio.audio import AudioFormat
-    from tts_trio.pool import EnginePool
+    from tts_trio.audio.formats import AudioFormat
+    from tts_trio.engines.pool import EnginePool
 
     pool = EnginePool("paced", [PacedEngine()], AudioFormat(sample_rate=16000))
     plain = LoadedEngine(pool, SystemConfig(), None, {}, frozenset(), cloning=False)

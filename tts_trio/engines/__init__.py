@@ -2,7 +2,7 @@
 
 :mod:`tts_trio.engines.catalog` lists every engine (availability, options,
 capabilities); this module turns a catalog entry and a config into an
-:class:`~tts_trio.pool.EnginePool` with one instance per synthesis slot,
+:class:`~tts_trio.engines.pool.EnginePool` with one instance per synthesis slot,
 started in worker threads so a slow model load never blocks the server.
 """
 
@@ -14,26 +14,22 @@ from typing import Any
 import attrs
 import trio
 
-from tts_trio.engine_formats import output_format
 from tts_trio.engines.catalog import (
     CATALOG,
     EngineConfig,
-    EngineLoadError,
-    UnknownEngine,
     catalog_entry,
     parse_config,
 )
 from tts_trio.engines.espeak import DEFAULT_VOICE, espeak_speed_parameters
-from tts_trio.errors import InvalidParameter
-from tts_trio.hardware import Device
-from tts_trio.pool import EnginePool
+from tts_trio.engines.formats import output_format
+from tts_trio.engines.hardware import Device
+from tts_trio.engines.pool import EnginePool
+from tts_trio.errors import EngineLoadError, InvalidParameter
 from tts_trio.settings import Settings
 
 __all__ = [
     "CATALOG",
-    "EngineLoadError",
     "LoadedEngine",
-    "UnknownEngine",
     "Voice",
     "catalog_entry",
     "cloning_engines",

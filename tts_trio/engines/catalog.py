@@ -39,9 +39,9 @@ import attrs
 import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
 
-from tts_trio.errors import ApiError, InvalidParameter
-from tts_trio.hardware import Device, detect_device
-from tts_trio.hardware import default_slots as hardware_default_slots
+from tts_trio.engines.hardware import Device, detect_device
+from tts_trio.engines.hardware import default_slots as hardware_default_slots
+from tts_trio.errors import EngineLoadError, InvalidParameter, UnknownEngine
 from tts_trio.settings import ENV_VARS, Settings
 from tts_trio.strict import strict_converter
 
@@ -73,25 +73,6 @@ CHATTERBOX_TURBO_REPO = "ResembleAI/chatterbox-turbo"
 COQUI_XTTS_FILES = ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth")
 
 _SETTING_FOR_ENV = {var: name for name, var in ENV_VARS.items()}
-
-
-class UnknownEngine(ApiError):
-    """Raised when a request names an engine that is not in the catalog."""
-
-    status = 404
-    code = "unknown_engine"
-
-
-class EngineLoadError(ApiError):
-    """Raised by :meth:`CatalogEntry.create` when an engine cannot be built here.
-
-    The message says what to do (a ``pip install`` line, a variable to set)
-    and never carries the library's own exception text, which stays in the
-    chained cause for the server log.
-    """
-
-    status = 503
-    code = "engine_unavailable"
 
 
 # -- what an engine can do and whether it can run here ------------------------------------------
@@ -273,7 +254,7 @@ class ChatterboxConfig(EngineConfig):
     #: A local checkpoint directory; ``None``: download ResembleAI/chatterbox-turbo from Hugging Face.
     model_path: str | None = attrs.field(default=None, validator=_not_blank)
     voice: str | None = attrs.field(default=None, validator=_not_blank)
-    #: ``None``: the device :func:`~tts_trio.hardware.detect_device` finds.
+    #: ``None``: the device :func:`~tts_trio.engines.hardware.detect_device` finds.
     device: str | None = attrs.field(default=None, validator=_one_of(*DEVICES))
 
 
@@ -681,7 +662,7 @@ class CatalogEntry:
             ) from error
 
     def default_slots(self, device: Device) -> int:
-        """Slots when none are configured, from the hardware (see :func:`tts_trio.hardware.default_slots`)."""
+        """Slots when none are configured, from the hardware (see :func:`tts_trio.engines.hardware.default_slots`)."""
         slots = hardware_default_slots(device, gpu=self.capabilities.gpu)
         if device.kind == "cpu" and self.cpu_slots is not None:
             slots = min(slots, self.cpu_slots)

@@ -1,0 +1,1 @@
+"""One blueprint per area of the HTTP API: generate, SSE, OpenAI, engines, voices, health, pages."""

@@ -1,0 +1,78 @@
+"""Engines: ``GET /v1/engines`` (what can run here, and why not) and ``POST /v1/engines/switch``.
+
+A switch loads the new engine in worker threads while the old one keeps
+serving; streams already running finish on the old engine, which is shut
+down after its last stream. A switch that cannot load answers with a clear
+4xx or 503 and leaves the old engine current.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import trio
+from quart import Blueprint, jsonify
+
+from tts_trio.api.json_body import read_json_body
+from tts_trio.api.state import current_service, current_settings
+from tts_trio.engines import CATALOG
+from tts_trio.errors import BadRequest, InvalidParameter
+
+blueprint = Blueprint("engines", __name__)
+
+
+@blueprint.get("/v1/engines")
+async def list_engines() -> Any:
+    service = current_service()
+    settings = current_settings()
+    loaded = service.loaded_names()
+
+    def describe() -> list[dict[str, Any]]:
+        engines = []
+        for name, entry in CATALOG.items():
+            described = entry.describe(settings)
+            described["supported"] = described["available"]
+            described["loaded"] = name in loaded
+            described["current"] = name == service.engine.name
+            if described["current"]:
+                described["config"] = attrs.asdict(service.engine.config)
+            engines.append(described)
+        return engines
+
+    return jsonify(
+        {
+            "current": service.engine.name,
+            "device": service.device.describe(),
+            "engines": await trio.to_thread.run_sync(describe),
+        }
+    )
+
+
+@blueprint.post("/v1/engines/switch")
+async def switch_engine() -> Any:
+    service = current_service()
+    settings = current_settings()
+    body = await read_json_body(settings.max_body_bytes)
+    if not isinstance(body, dict):
+        raise BadRequest('send a JSON object such as {"engine_type": "system", "config": {}}')
+    unknown = sorted(set(body) - {"engine_type", "config"})
+    if unknown:
+        raise InvalidParameter(f"unknown field(s): {', '.join(unknown)}")
+    engine_type = body.get("engine_type")
+    if not isinstance(engine_type, str) or not engine_type:
+        raise InvalidParameter("engine_type: the name of an engine is required", field="engine_type")
+    config = body.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise InvalidParameter("config: must be an object", field="config")
+    previous = service.engine.name
+    loaded = await service.switch(engine_type, config)
+    return jsonify(
+        {
+            "engine": loaded.name,
+            "previous": previous,
+            "config": attrs.asdict(loaded.config),
+            "slots": loaded.pool.statistics().total,
+            "device": loaded.pool.device,
+        }
+    )

@@ -1,0 +1,85 @@
+"""``POST /v1/tts/generate``: the whole text as one file, or JSON with word timings.
+
+The audio is a complete file in ``output_format`` (WAV gets exact sizes in
+its header). With ``"timestamps": true`` the answer is JSON instead: the
+same file base64-encoded, its format, and the start and end of every
+sentence and (where the engine reports them) every word.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import trio
+from quart import Blueprint, Response, jsonify
+
+from tts_trio.api.json_body import read_json_body
+from tts_trio.api.state import current_service, current_settings
+from tts_trio.audio.encoding import encode_complete, is_cheap
+from tts_trio.audio.formats import AudioChunk
+from tts_trio.synthesis.admission import Place
+from tts_trio.synthesis.params import GenerateBodyParams, parse_json_params
+from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, open_audio_stream
+
+blueprint = Blueprint("generate", __name__)
+
+
+@contextmanager
+def _released(place: Place) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        place.release()
+
+
+@blueprint.post("/v1/tts/generate")
+async def generate() -> Any:
+    settings = current_settings()
+    body = await read_json_body(settings.max_body_bytes)
+    params = parse_json_params(GenerateBodyParams, body, max_text_chars=settings.max_text_chars)
+    service = current_service()
+    job = service.job(params)
+    choice = service.encoding(params, job)
+    fmt = job.pool.audio_format
+    pcm = bytearray()
+    sentences: list[SentenceTimings] = []
+    failure: StreamError | None = None
+    place = await service.admission.acquire()
+    with service.track_stream(job.pool), _released(place):
+        async with trio.open_nursery() as nursery:
+            receive, metrics = open_audio_stream(nursery, job)
+            async with receive:
+                async for item in receive:
+                    if isinstance(item, StreamError):
+                        failure = item
+                        break
+                    if isinstance(item, AudioChunk):
+                        pcm += item.pcm
+                    else:
+                        sentences.append(item)
+    if failure is not None:
+        raise failure.to_api_error()
+    if is_cheap(choice, fmt):
+        payload = encode_complete(fmt, choice, bytes(pcm))
+    else:
+        payload = await trio.to_thread.run_sync(encode_complete, fmt, choice, bytes(pcm))
+    metrics.audio_sent(len(payload))
+    metrics.finish()
+    service.stream_finished(metrics, "rest")
+    headers = choice.headers(fmt)
+    headers["X-Audio-Duration"] = f"{metrics.audio_seconds:.3f}"
+    headers["X-Generation-Time"] = f"{metrics.to_dict()['generation_time']}"
+    if params.timestamps:
+        return jsonify(
+            {
+                "audio": base64.b64encode(payload).decode(),
+                "format": choice.describe(fmt),
+                "duration": round(metrics.audio_seconds, 4),
+                "sentences": [sentence.to_dict() for sentence in sentences],
+                "words": [word.to_dict() for sentence in sentences for word in sentence.words],
+            }
+        )
+    return Response(payload, mimetype=choice.content_type, headers=headers)

@@ -1,0 +1,266 @@
+"""OpenAI-compatible speech API: ``POST /v1/audio/speech``, ``GET /v1/models``, voices.
+
+Clients written for OpenAI's text-to-speech endpoint (the official SDKs,
+LLM frameworks, Home Assistant and Open WebUI integrations) work by pointing
+their base URL at this server. The request schema is OpenAI's: ``model``,
+``input``, ``voice``, ``response_format`` (mp3 by default, or opus, aac,
+flac, wav, pcm), ``speed`` (0.25 to 4.0), ``instructions`` (accepted; the
+espeak-ng engine has no use for it) and ``stream_format`` (``audio`` for
+the raw file streamed as it is synthesized, ``sse`` for
+``speech.audio.delta`` / ``speech.audio.done`` events).
+
+As on OpenAI, audio is 24 kHz unless the format needs another rate (Opus
+is 48 kHz); ``pcm`` is raw 16-bit little-endian mono, and the
+``X-Audio-Sample-Rate`` header states the rate of every response. OpenAI's
+voice names (alloy, echo, ...) map to espeak-ng voices; the engine's own
+voice ids work too.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import attrs
+import trio
+from quart import Blueprint, Response, current_app, jsonify
+
+from tts_trio import __version__
+from tts_trio.api.json_body import read_json_body
+from tts_trio.api.state import current_service, current_settings
+from tts_trio.audio.encoding import EncodingChoice, choose_encoding
+from tts_trio.audio.formats import AudioChunk
+from tts_trio.audio.output import EncodedOutput
+from tts_trio.errors import ApiError, InvalidParameter, NotFound
+from tts_trio.synthesis.admission import Place
+from tts_trio.synthesis.params import GenerateParams, parse_json_params
+from tts_trio.synthesis.pipeline import DetachedStream, StreamError, SynthesisJob
+from tts_trio.synthesis.service import TtsService
+
+blueprint = Blueprint("openai", __name__)
+
+#: Model names OpenAI clients send; all are served by the current engine.
+MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+#: OpenAI's voice names, each given a distinct espeak-ng voice and variant.
+OPENAI_VOICES = {
+    "alloy": "en-us+f3",
+    "ash": "en-us+m3",
+    "ballad": "en-gb+m4",
+    "cedar": "en-us+m5",
+    "coral": "en-us+f4",
+    "echo": "en-us+m1",
+    "fable": "en-gb+m3",
+    "marin": "en-us+f5",
+    "nova": "en-us+f2",
+    "onyx": "en-us+m7",
+    "sage": "en-gb+f2",
+    "shimmer": "en-us+f1",
+    "verse": "en-us+m2",
+}
+#: OpenAI's output rate for every format that allows it.
+OPENAI_RATE = 24000
+_CREATED = 1767225600  # 2026-01-01, a fixed "created" for the model list
+# Our parameter names in error messages -> OpenAI's.
+_FIELD_NAMES = {"text": "input", "voice_id": "voice", "output_format": "response_format"}
+
+
+@attrs.frozen(kw_only=True)
+class SpeechRequest:
+    """OpenAI's ``audio.speech.create`` body."""
+
+    model: str
+    input: str
+    voice: str
+    response_format: str = "mp3"
+    speed: float = 1.0
+    instructions: str | None = None
+    stream_format: str = "audio"
+
+
+def _openai_error(error: ApiError) -> ApiError:
+    """A new error of the same class naming OpenAI's fields and carrying OpenAI's ``type``/``param``."""
+    message = error.message
+    for ours, theirs in _FIELD_NAMES.items():
+        message = message.replace(f"{ours}:", f"{theirs}:").replace(f"{ours} ", f"{theirs} ")
+    field = error.details.get("field")
+    param = _FIELD_NAMES.get(field, field) if isinstance(field, str) else None
+    details: dict[str, Any] = {"type": "invalid_request_error", "param": param}
+    if field is not None:
+        details["field"] = details["param"]
+    return error.reworded(message, **details)
+
+
+def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParams]:
+    if not isinstance(body, dict):
+        raise InvalidParameter("the request must be a JSON object")
+    known = {field.name for field in attrs.fields(SpeechRequest)}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise InvalidParameter(f"unknown field(s): {', '.join(unknown)}")
+    for name in ("model", "input", "voice"):
+        if name not in body:
+            raise InvalidParameter(f"{name}: required field missing", field=name)
+    model, voice = body["model"], body["voice"]
+    if not isinstance(model, str) or not isinstance(voice, str):
+        raise InvalidParameter(
+            "model and voice must be strings", field="model" if not isinstance(model, str) else "voice"
+        )
+    if model not in MODELS and model != service.pool.name:
+        raise NotFound(f"model {model!r} does not exist; GET /v1/models lists them", field="model")
+    stream_format = body.get("stream_format", "audio")
+    if stream_format not in ("audio", "sse"):
+        raise InvalidParameter("stream_format: must be audio or sse", field="stream_format")
+    instructions = body.get("instructions")
+    if instructions is not None and (not isinstance(instructions, str) or len(instructions) > 4096):
+        raise InvalidParameter("instructions: must be a string of at most 4096 characters", field="instructions")
+    response_format = body.get("response_format", "mp3")
+    params = parse_json_params(
+        GenerateParams,
+        {
+            "text": body["input"],
+            "voice_id": OPENAI_VOICES.get(voice.lower(), voice),
+            "output_format": response_format,
+            "speed": body.get("speed", 1.0),
+        },
+        max_text_chars=current_settings().max_text_chars,
+    )
+    request = SpeechRequest(
+        model=model,
+        input=params.text,
+        voice=voice,
+        response_format=params.output_format,
+        speed=params.speed,
+        instructions=instructions,
+        stream_format=stream_format,
+    )
+    return request, params
+
+
+@blueprint.post("/v1/audio/speech")
+async def speech() -> Any:
+    settings = current_settings()
+    service = current_service()
+    try:
+        body = await read_json_body(settings.max_body_bytes)
+        request, params = _parse(body, service)
+        job = service.job(params)
+        rate = OPENAI_RATE if params.output_format != "opus" else 48000
+        choice = choose_encoding(params.output_format, rate, job.pool.audio_format)
+    except ApiError as error:
+        raise _openai_error(error) from None
+    nursery: trio.Nursery = current_app.nursery  # type: ignore[attr-defined]
+    try:
+        place = await service.admission.acquire()
+    except ApiError as error:
+        raise _openai_error(error) from None
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **choice.headers(job.pool.audio_format)}
+    if request.stream_format == "sse":
+        body = _sse_body(nursery, service, job, choice, place)
+        response = Response(body, mimetype="text/event-stream", headers=headers)
+    else:
+        body = _audio_body(nursery, service, job, choice, place)
+        response = Response(body, mimetype=choice.content_type, headers=headers)
+    place.bind(body)  # a body that never runs still gives its place back
+    response.timeout = None
+    return response
+
+
+async def _encoded(
+    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
+) -> AsyncGenerator[bytes | StreamError, None]:
+    """Encoded audio as it is synthesized, ending with the encoder's tail (or an error)."""
+    stream = DetachedStream.start(nursery, job)
+    output = EncodedOutput(job.pool.audio_format, choice)
+    completed = False
+    with service.track_stream(job.pool):
+        try:
+            async for item in stream.receive:
+                if isinstance(item, StreamError):
+                    completed = True  # ended by the server, not cancelled by the client
+                    yield item
+                    return
+                if isinstance(item, AudioChunk):
+                    data = await output.encode(item.pcm)
+                    if data:
+                        yield data
+            tail = await output.finish()
+            if tail:
+                yield tail
+            completed = True
+            stream.metrics.finish()
+            service.stream_finished(stream.metrics, "openai")
+        finally:
+            if not completed:
+                service.stream_cancelled("disconnect")
+            stream.close()
+            place.release()
+
+
+async def _audio_body(
+    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
+) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(_encoded(nursery, service, job, choice, place)) as pieces:
+        async for piece in pieces:
+            if isinstance(piece, StreamError):
+                # Headers are gone: the only way to tell the client is to end the
+                # body early (a truncated file), and log it.
+                return
+            yield piece
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return f"event: {payload['type']}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+async def _sse_body(
+    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
+) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(_encoded(nursery, service, job, choice, place)) as pieces:
+        async for piece in pieces:
+            if isinstance(piece, StreamError):
+                yield _event({"type": "error", "error": {"code": piece.code, "message": piece.message}})
+                return
+            yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
+    tokens = len(job.text.split())
+    yield _event(
+        {"type": "speech.audio.done", "usage": {"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens}}
+    )
+
+
+@blueprint.get("/v1/models")
+async def models() -> Any:
+    service = current_service()
+    names = [*MODELS, service.pool.name]
+    return jsonify(
+        {
+            "object": "list",
+            "data": [{"id": name, "object": "model", "created": _CREATED, "owned_by": "tts-trio"} for name in names],
+        }
+    )
+
+
+@blueprint.get("/v1/models/<model>")
+async def model(model: str) -> Any:
+    service = current_service()
+    if model not in MODELS and model != service.pool.name:
+        raise NotFound(f"model {model!r} does not exist", field="model")
+    return jsonify({"id": model, "object": "model", "created": _CREATED, "owned_by": "tts-trio"})
+
+
+@blueprint.get("/v1/audio/voices")
+async def voices() -> Any:
+    """The engine's voices, its variants, and the OpenAI names mapped onto them."""
+    service = current_service()
+    return jsonify(
+        {
+            "engine": service.pool.name,
+            "default": service.default_voice,
+            "voices": [attrs.asdict(voice) for voice in service.voices.values()],
+            "variants": sorted(service.variants),
+            "openai_voices": OPENAI_VOICES,
+            "version": __version__,
+        }
+    )

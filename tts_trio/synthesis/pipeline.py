@@ -1,0 +1,231 @@
+"""The streaming pipeline: text -> sentences -> engine pool -> bounded channel.
+
+:func:`produce_audio` is the producer side of every stream. It runs in the
+stream's own nursery, synthesizes one sentence at a time through the pool
+and sends items into a bounded channel that the protocol (REST, SSE,
+WebSocket, OpenAI) drains: :class:`~tts_trio.audio.formats.AudioChunk` for audio and,
+after each sentence's audio, :class:`SentenceTimings` with the sentence's
+place in the stream and its words. When the stream's cancel scope is
+cancelled (stop, disconnect, shutdown) the pool stops the engine; when the
+protocol closes its receiving end the producer ends at its next send.
+Errors are delivered in-band as a :class:`StreamError` after the audio that
+was produced before them, so every protocol can report them in order.
+
+Sentences come either from a complete text (split lazily) or from an async
+iterator, which is how text streamed in by an LLM is spoken while it is
+still being written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any
+
+import attrs
+import trio
+
+from tts_trio.audio.formats import AudioChunk, AudioFormat, WordTiming
+from tts_trio.engines.pool import EnginePool
+from tts_trio.errors import ApiError, ShuttingDown, error_for_code
+from tts_trio.synthesis.drain import Shutdown
+from tts_trio.synthesis.sentences import iter_sentences
+
+log = logging.getLogger(__name__)
+
+#: Items buffered between the engine and a protocol (each at most ~1 s of audio).
+CHANNEL_CAPACITY = 16
+
+
+@attrs.frozen
+class SynthesisJob:
+    """What to say and how, after validation and voice resolution, on which engine."""
+
+    pool: EnginePool
+    text: str
+    #: The engine's voice (a name or a reference file); None keeps the engine's own.
+    voice: str | None
+    max_sentence_chars: int = 400
+    voice_parameters: dict[str, Any] = attrs.field(factory=dict)
+    #: Cuts the stream short when the server drains; None: never.
+    shutdown: Shutdown | None = None
+
+
+@attrs.frozen
+class SentenceTimings:
+    """Where one sentence sits in the stream, with its words (times in seconds)."""
+
+    index: int
+    text: str
+    start: float
+    end: float
+    words: tuple[WordTiming, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "sentence": self.index,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "words": [word.to_dict() for word in self.words],
+        }
+
+
+@attrs.frozen
+class StreamError:
+    """An error that ended a stream after it started."""
+
+    code: str
+    message: str
+
+    def to_api_error(self) -> ApiError:
+        """The HTTP error for a response whose headers are not sent yet (503, same code)."""
+        details = {"retry_after": 1} if self.code == ShuttingDown.code else {}
+        return error_for_code(self.code, self.message, **details)
+
+
+StreamItem = AudioChunk | SentenceTimings | StreamError
+
+
+@attrs.define
+class StreamMetrics:
+    """Measured while a stream runs; reported in ``metrics`` events."""
+
+    started: float = attrs.field(factory=time.perf_counter)
+    first_audio: float | None = None
+    finished: float | None = None
+    sentences: int = 0
+    chunk_count: int = 0
+    total_bytes: int = 0
+    audio_seconds: float = 0.0
+
+    def audio_sent(self, payload_bytes: int) -> None:
+        """Count one message or event that carried audio to the client."""
+        if self.first_audio is None:
+            self.first_audio = time.perf_counter()
+        self.chunk_count += 1
+        self.total_bytes += payload_bytes
+
+    def finish(self) -> None:
+        self.finished = time.perf_counter()
+
+    def to_dict(self) -> dict[str, object]:
+        end = self.finished or time.perf_counter()
+        first = None if self.first_audio is None else round(self.first_audio - self.started, 4)
+        return {
+            "generation_time": round(end - self.started, 4),
+            "time_to_first_audio": first,
+            "total_bytes": self.total_bytes,
+            "chunk_count": self.chunk_count,
+            "sentences": self.sentences,
+            "audio_duration": round(self.audio_seconds, 3),
+        }
+
+
+async def _sentences_of(source: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
+    if isinstance(source, AsyncIterable):
+        async for sentence in source:
+            yield sentence
+    else:
+        for sentence in source:
+            yield sentence
+
+
+async def produce_audio(
+    job: SynthesisJob,
+    send: trio.MemorySendChannel[StreamItem],
+    metrics: StreamMetrics,
+    sentences: Iterable[str] | AsyncIterable[str] | None = None,
+) -> None:
+    """Synthesize ``job`` sentence by sentence into ``send``; close it when done.
+
+    ``sentences`` replaces splitting ``job.text`` when the text arrives over
+    time. Never raises except ``trio.Cancelled``: a client that went away
+    ends the stream quietly, an engine failure is sent as a :class:`StreamError`,
+    and so is a stream cut short because the server drains (``shutting_down``).
+    """
+    pool = job.pool
+    fmt: AudioFormat = pool.audio_format
+    bytes_per_second = fmt.sample_rate * fmt.frame_size
+    source = sentences if sentences is not None else iter_sentences(job.text, max_chars=job.max_sentence_chars)
+    position = 0.0
+    shutdown = job.shutdown or Shutdown()
+    async with send:
+        with shutdown.stream() as cut:
+            try:
+                index = 0
+                async for sentence in _sentences_of(source):
+                    result = await pool.synthesize(
+                        sentence, sentence=index, voice=job.voice, send=send, voice_parameters=job.voice_parameters
+                    )
+                    duration = result.pcm_bytes / bytes_per_second
+                    words = tuple(word.shifted(position) for word in result.words)
+                    timings = SentenceTimings(index, sentence, round(position, 4), round(position + duration, 4), words)
+                    position += duration
+                    metrics.sentences += 1
+                    metrics.audio_seconds = position
+                    await send.send(timings)
+                    index += 1
+                    if not result.completed:
+                        break
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            except ApiError as error:
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await send.send(StreamError(error.code, error.message))
+            except Exception:
+                # Nothing may escape into the nursery this runs in (for SSE, the app's own).
+                log.exception("a stream failed unexpectedly")
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await send.send(StreamError("synthesis_failed", "the stream failed; see the server log"))
+        if cut.cancelled_caught:
+            shutdown.on_cut()
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await send.send(StreamError("shutting_down", "the server is shutting down; the stream was cut short"))
+
+
+def open_audio_stream(
+    nursery: trio.Nursery,
+    job: SynthesisJob,
+    sentences: Iterable[str] | AsyncIterable[str] | None = None,
+) -> tuple[trio.MemoryReceiveChannel[StreamItem], StreamMetrics]:
+    """Start :func:`produce_audio` in ``nursery``; return its receiving end and metrics."""
+    send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)
+    metrics = StreamMetrics()
+    nursery.start_soon(produce_audio, job, send, metrics, sentences)
+    return receive, metrics
+
+
+@attrs.define
+class DetachedStream:
+    """A stream whose producer runs in a long-lived nursery (the app's), for response bodies.
+
+    A streaming response body is an async generator that runs after its
+    handler returned, so it cannot own a nursery; the producer runs in the
+    app's nursery under this stream's own cancel scope instead. The body must
+    call :meth:`close` in its ``finally`` (it is synchronous, as cleanup of a
+    closed generator must be): that cancels the producer, which stops the
+    engine.
+    """
+
+    receive: trio.MemoryReceiveChannel[StreamItem]
+    metrics: StreamMetrics
+    scope: trio.CancelScope
+
+    @classmethod
+    def start(cls, nursery: trio.Nursery, job: SynthesisJob) -> DetachedStream:
+        send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)
+        stream = cls(receive, StreamMetrics(), trio.CancelScope())
+
+        async def run() -> None:
+            with stream.scope:
+                await produce_audio(job, send, stream.metrics)
+
+        nursery.start_soon(run)
+        return stream
+
+    def close(self) -> None:
+        self.scope.cancel()
+        self.receive.close()

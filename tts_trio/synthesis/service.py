@@ -1,0 +1,258 @@
+"""The running server's shared state: settings, the current engine, voices, counters.
+
+One :class:`TtsService` is opened when the app starts serving and closed when
+it stops; routes reach it through :func:`tts_trio.api.app.current_service`.
+
+Engine switching: the current engine can be replaced while streams run.
+Each job carries the pool it was resolved against, so a stream that started
+before a switch finishes on the old engine; the old engine is shut down when
+its last stream ends. A switch that fails to load leaves the old engine
+current.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import trio
+
+from tts_trio import __version__
+from tts_trio.audio.encoding import EncodingChoice, choose_encoding
+from tts_trio.engines import LoadedEngine, cloning_engines, open_engine
+from tts_trio.engines.hardware import Device, detect_device
+from tts_trio.engines.pool import EnginePool
+from tts_trio.errors import VoiceNotFound, VoiceNotSupported
+from tts_trio.observability import Metrics
+from tts_trio.settings import Settings
+from tts_trio.synthesis.admission import Admission
+from tts_trio.synthesis.drain import Shutdown
+from tts_trio.synthesis.params import GenerateParams
+from tts_trio.synthesis.pipeline import StreamMetrics, SynthesisJob
+from tts_trio.voices.store import VoiceStore
+
+log = logging.getLogger(__name__)
+
+
+class TtsService:
+    """Everything a request needs besides itself."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: LoadedEngine,
+        store: VoiceStore,
+        device: Device,
+        metrics: Metrics | None = None,
+        shutdown: Shutdown | None = None,
+    ) -> None:
+        self.settings = settings
+        #: Set off by the server's shutdown trigger (see :mod:`tts_trio.synthesis.drain`).
+        self.shutdown = shutdown or Shutdown()
+        self._nursery: trio.Nursery | None = None
+        self.metrics = metrics or Metrics()
+        self.engine = engine
+        self.store = store
+        self.device = device
+        #: Serializes voice-store writes in this process (names must stay unique).
+        self.store_lock = trio.Lock()
+        #: One switch at a time.
+        self.switch_lock = trio.Lock()
+        self.active_streams = 0
+        self.admission = Admission(settings.max_streams, settings.max_queue, settings.max_queue_wait, self.shutdown)
+        self.admission.on_wait = self.metrics.queue_wait.observe
+        self.admission.on_refuse = self.metrics.refused.inc
+        self.shutdown.on_cut = lambda: self.stream_cancelled("shutdown")
+        self._observe(engine.pool)
+        self.metrics.watch(
+            active=lambda: self.active_streams,
+            slots_in_use=lambda: self.pool.statistics().in_use,
+            slots_total=lambda: self.pool.statistics().total,
+            queue_depth=lambda: self.admission.waiting,
+        )
+        self.started = time.monotonic()
+        self._streams_per_pool: dict[EnginePool, int] = {}
+        self._retired: list[EnginePool] = []
+
+    def _observe(self, pool: EnginePool) -> None:
+        pool.sentence_timeout = self.settings.sentence_timeout
+        pool._nursery = self._nursery
+        pool.on_sentence = self.metrics.synthesis.labels(pool.name).observe
+        pool.on_failure = self.metrics.engine_errors.labels(pool.name).inc
+
+    def stream_finished(self, metrics: StreamMetrics, protocol: str) -> None:
+        """Record a stream that ended normally (time to first audio)."""
+        if metrics.first_audio is not None:
+            self.metrics.time_to_first_audio.labels(protocol).observe(metrics.first_audio - metrics.started)
+
+    def stream_cancelled(self, cause: str) -> None:
+        self.metrics.cancellations.labels(cause).inc()
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        nursery: trio.Nursery | None = None,
+        metrics: Metrics | None = None,
+        shutdown: Shutdown | None = None,
+    ) -> TtsService:
+        store = VoiceStore(settings.voices_path)
+        await trio.to_thread.run_sync(store.open)
+        device = await trio.to_thread.run_sync(detect_device)
+        service = cls(settings, await open_engine(settings, device), store, device, metrics, shutdown)
+        service._nursery = nursery
+        service.pool._nursery = nursery
+        return service
+
+    async def aclose(self) -> None:
+        for pool in [self.engine.pool, *self._retired]:
+            await pool.aclose()
+
+    # -- the current engine ------------------------------------------------
+    @property
+    def pool(self) -> EnginePool:
+        return self.engine.pool
+
+    @property
+    def voices(self) -> dict[str, Any]:
+        return self.engine.voices
+
+    @property
+    def variants(self) -> frozenset[str]:
+        return self.engine.variants
+
+    @property
+    def default_voice(self) -> str:
+        return self.engine.default_voice or "default"
+
+    async def switch(self, name: str, config: dict[str, Any] | None) -> LoadedEngine:
+        """Load ``name`` off the event loop and make it current; on failure the old one stays."""
+        async with self.switch_lock:
+            loaded = await open_engine(self.settings, self.device, name, config)
+            self._observe(loaded.pool)
+            old, self.engine = self.engine, loaded
+            log.info("switched engine from %s to %s", old.name, loaded.name)
+            self._retire(old.pool)
+            return loaded
+
+    def _retire(self, pool: EnginePool) -> None:
+        """Shut ``pool`` down once no stream has used it for a while.
+
+        Requests resolve their engine before they start streaming (they may
+        wait for an admission place, or in a WebSocket's queue), so an old
+        pool is kept until it has had no stream for longer than such a wait.
+        """
+        self._retired.append(pool)
+        grace = self.settings.max_queue_wait + 1.0
+
+        async def reap() -> None:
+            try:
+                idle_since = trio.current_time()
+                while True:
+                    await trio.sleep(min(grace, 1.0))
+                    if self._streams_per_pool.get(pool, 0):
+                        idle_since = trio.current_time()
+                    elif trio.current_time() - idle_since >= grace:
+                        break
+                self._retired.remove(pool)
+                await pool.aclose()
+            except Exception:
+                log.exception("closing the previous engine failed")
+
+        if self._nursery is not None:
+            self._nursery.start_soon(reap)
+
+    def loaded_names(self) -> set[str]:
+        return {self.engine.name, *(pool.name for pool in self._retired)}
+
+    # -- voices ----------------------------------------------------------
+    def can_clone(self) -> bool:
+        """Whether the current engine can speak with a custom voice's reference audio."""
+        return self.engine.cloning
+
+    def current_voice_id(self) -> str:
+        """The voice used when a request names none: the one set, or ``default``."""
+        return self.store.current() or "default"
+
+    def resolve_voice(self, voice_id: str) -> str | None:
+        """What the engine gets for ``voice_id``: a voice name, a reference file, or None (its own default).
+
+        ``default`` is the current voice (``POST /v1/voices/{id}/set``), and
+        the engine's own default when none is set or the one set is gone.
+        """
+        if voice_id == "default":
+            current = self.store.current()
+            if current is not None:
+                try:
+                    return self.resolve_voice(current)
+                except (VoiceNotFound, VoiceNotSupported):
+                    pass
+            return self.engine.default_voice
+        if voice_id.startswith("v_"):
+            reference = self.store.reference_path(voice_id)
+            if not self.can_clone():
+                raise VoiceNotSupported(
+                    f"{voice_id!r} is a custom voice; engine {self.pool.name!r} cannot clone voices "
+                    f"(engines that can: {', '.join(cloning_engines())})",
+                    field="voice_id",
+                )
+            return str(reference)
+        base, plus, variant = voice_id.partition("+")
+        voice = self.voices.get(base.lower())
+        if voice is None or (plus and variant not in self.variants):
+            raise VoiceNotFound(
+                f"no voice {voice_id!r} on engine {self.pool.name!r}; GET /v1/voices lists them",
+                field="voice_id",
+            )
+        return f"{voice.id}+{variant}" if plus else str(voice.id)
+
+    def job(self, params: GenerateParams) -> SynthesisJob:
+        """Turn validated parameters into work for the pipeline, bound to the current engine."""
+        engine = self.engine
+        return SynthesisJob(
+            pool=engine.pool,
+            text=params.text,
+            voice=self.resolve_voice(params.voice_id),
+            max_sentence_chars=self.settings.max_sentence_chars,
+            shutdown=self.shutdown,
+            # Always set: engine instances are shared, so nothing may carry over.
+            voice_parameters=engine.speed_parameters(params.speed),
+        )
+
+    def encoding(self, params: GenerateParams, job: SynthesisJob) -> EncodingChoice:
+        """The validated output format and rate for a request (raises 422)."""
+        return choose_encoding(params.output_format, params.sample_rate, job.pool.audio_format)
+
+    @contextmanager
+    def track_stream(self, pool: EnginePool) -> Iterator[None]:
+        """Count a stream as active on ``pool`` for as long as the block runs."""
+        self.active_streams += 1
+        self._streams_per_pool[pool] = self._streams_per_pool.get(pool, 0) + 1
+        try:
+            yield
+        finally:
+            self.active_streams -= 1
+            remaining = self._streams_per_pool[pool] - 1
+            if remaining:
+                self._streams_per_pool[pool] = remaining
+            else:
+                del self._streams_per_pool[pool]
+
+    def health(self) -> dict[str, object]:
+        slots = self.pool.statistics()
+        return {
+            "status": "ok",
+            "version": __version__,
+            "engine": self.pool.name,
+            "device": self.pool.device,
+            "hardware": self.device.describe(),
+            "voices": len(self.voices) + len(self.store.list()),
+            "audio": self.pool.audio_format.describe("pcm"),
+            "slots": {"total": slots.total, "in_use": slots.in_use, "waiting": slots.waiting},
+            "active_streams": self.active_streams,
+            "queued_streams": self.admission.waiting,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+        }
