@@ -1,0 +1,91 @@
+"""Engine listing and hot switching over the real server."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import trio
+import trio.lowlevel
+
+from tests.support.live import PARAGRAPH, LiveServer, eventually
+
+LONG_TEXT = " ".join([PARAGRAPH] * 15)
+SEED_FIELDS = {"loaded", "current", "supported"}
+
+
+async def test_engines_listing_says_what_runs_here_and_why_not(live_server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url) as http:
+        body = (await http.get("/v1/engines")).json()
+    engines = {engine["name"]: engine for engine in body["engines"]}
+    assert set(engines) >= {
+        "system",
+        "azure",
+        "openai",
+        "elevenlabs",
+        "coqui",
+        "kokoro",
+        "edge",
+        "gtts",
+        "chatterbox",
+        "piper",
+    }
+    assert body["current"] == "system" and body["device"]["kind"] in ("cpu", "cuda", "mps")
+    system = engines["system"]
+    assert set(system) >= SEED_FIELDS
+    assert (system["supported"], system["loaded"], system["current"]) == (True, True, True)
+    assert system["capabilities"]["network"] is False
+    for name, engine in engines.items():
+        if name != "system":
+            assert (engine["supported"], engine["loaded"], engine["current"]) == (False, False, False)
+            assert 'pip install "realtimetts[' in engine["reason"]
+    assert "AZURE_SPEECH_KEY" in engines["azure"]["reason"]
+
+
+async def test_switch_errors_leave_the_engine_serving(live_server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
+        cases = [
+            ({"engine_type": "klingon"}, 404, "unknown_engine"),
+            ({"engine_type": "system", "config": {"colour": "red"}}, 422, "invalid_parameter"),
+            ({"engine_type": "system", "config": {"slots": "2"}}, 422, "invalid_parameter"),
+            ({"engine_type": "system", "config": {"voice": "klingon"}}, 422, "invalid_parameter"),
+            ({"engine_type": "azure"}, 503, "engine_unavailable"),
+            ({"engine": "system"}, 422, "invalid_parameter"),
+        ]
+        for body, status, code in cases:
+            response = await http.post("/v1/engines/switch", json=body)
+            assert (response.status_code, response.json()["error"]["code"]) == (status, code), body
+        assert (await http.get("/health")).json()["engine"] == "system"
+        assert (await http.post("/v1/tts/generate", json={"text": "Still speaking."})).status_code == 200
+
+
+async def test_switch_keeps_running_streams_on_the_old_engine(live_server: LiveServer) -> None:
+    old_pool = live_server.service.pool
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=60) as http:
+        async with http.stream(
+            "GET", "/v1/tts/stream-sse", params={"text": LONG_TEXT, "output_format": "pcm"}
+        ) as stream:
+            lines = stream.aiter_lines()
+            async for line in lines:
+                if line.startswith("event: audio"):
+                    break
+            # Switch while the stream runs: a failed switch first, then a real one.
+            assert (await http.post("/v1/engines/switch", json={"engine_type": "gtts"})).status_code == 503
+            switched = await http.post(
+                "/v1/engines/switch", json={"engine_type": "system", "config": {"voice": "de", "slots": 1}}
+            )
+            assert switched.status_code == 200
+            assert switched.json()["config"] == {"voice": "de", "slots": 1}
+            assert live_server.service.pool is not old_pool
+            events = [line async for line in lines if line.startswith("event:")]
+        assert events[-2:] == ["event: metrics", "event: done"]  # the old engine finished the stream
+        # The old engine is shut down once its last stream has ended: its workers are gone.
+        await eventually(lambda: all(engine._worker is None for engine in old_pool.engines), within=20)
+        health = (await http.get("/health")).json()
+        assert health["slots"]["total"] == 1
+        assert live_server.service.resolve_voice("default") == "de"
+        response = await http.get("/v1/tts/stream-sse", params={"text": "Neue Stimme.", "output_format": "pcm"})
+        chunks = [json.loads(line[5:])["chunk"] for line in response.text.splitlines() if '"chunk"' in line]
+        assert chunks and all(base64.b64decode(chunk) for chunk in chunks)
+    await trio.lowlevel.checkpoint()

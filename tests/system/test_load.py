@@ -1,0 +1,48 @@
+"""Bounded load, soak and disconnect runs against a real server process (bench/load.py at small sizes).
+
+Behaviour is asserted, not speed: every ping answered, every stream done, no
+failed request, memory growth within a small bound, slots back to zero.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import signal
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def load_module() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "bench" / "load.py"
+    spec = importlib.util.spec_from_file_location("tts_load", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["tts_load"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_bounded_load_soak_and_disconnects() -> None:
+    load = load_module()
+    port = load.free_port()
+    server = load.start_server(port)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        await load.wait_ready(base_url)
+        connections = await load.connections(base_url, sockets=200, streams=10, pings=3)
+        assert connections["pings"] == 200 * 3
+        assert connections["streams_done"] == 10
+        soak = await load.soak(base_url, server.pid, requests=1500, concurrency=8)
+        assert soak["failures"] == 0
+        assert soak["rss_growth_mb"] < 40
+        cycles = await load.disconnects(base_url, cycles=100)
+        assert cycles["slots_in_use_after"] == 0 and cycles["active_streams_after"] == 0
+        assert cycles["later_requests_ok"] == cycles["later_requests"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
