@@ -264,13 +264,12 @@ async def test_uploads_in_compressed_formats_are_decoded_and_normalized(live_ser
 def test_custom_voices_reach_cloning_engines_as_reference_files(tmp_path: Path) -> None:
     import attrs as attrs_module
 
+    from tests.support.engines import PacedEngine
     from tts_trio.engines import LoadedEngine
     from tts_trio.engines.catalog import SystemConfig
     from tts_trio.engines.hardware import Device
     from tts_trio.errors import VoiceNotSupported
     from tts_trio.synthesis.service import TtsService
-
-    from tests.support.engines import PacedEngine
 
     store = VoiceStore(tmp_path)
     store.open()
