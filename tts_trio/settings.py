@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import cattrs
 
-#: Environment variable for each setting (the seed's names where it has one).
+#: Environment variable for each setting (the original API's names where it has one).
 ENV_VARS: dict[str, str] = {
     "host": "TTS_HOST",
     "port": "TTS_PORT",

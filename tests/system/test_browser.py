@@ -1,9 +1,9 @@
-"""In headless Chromium: the playground, the docs page, and the seed's JavaScript client.
+"""In headless Chromium: the playground, the docs page, and the original API's JavaScript client.
 
-The seed client hands every binary message to ``decodeAudioData``, so each
+The original client hands every binary message to ``decodeAudioData``, so each
 binary message must be a complete audio file. The page is instrumented from
-outside the seed's code: ``decodeAudioData`` and ``WebSocket`` are wrapped to
-count what was received and what decoded; the seed snippet itself runs as
+outside the client's code: ``decodeAudioData`` and ``WebSocket`` are wrapped to
+count what was received and what decoded; the client snippet itself runs as
 published, inside the playground page, with only its URL pointed at the test
 server.
 """
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (make test installs it)")
 
-# The seed README's JavaScript client, verbatim except for the URL.
-SEED_CLIENT = """
+# The original API's documented JavaScript client, verbatim except for the URL.
+ORIGINAL_CLIENT = """
 const ws = new WebSocket("__URL__");
 
 ws.onmessage = (event) => {
@@ -104,10 +104,10 @@ def in_browser(base_url: str, script: Callable[[Page], Any]) -> Any:
             browser.close()
 
 
-def run_seed_client(base_url: str, ws_url: str) -> dict[str, Any]:
+def run_original_client(base_url: str, ws_url: str) -> dict[str, Any]:
     def script(page: Page) -> dict[str, Any]:
         page.add_script_tag(content=INSTRUMENT)
-        page.add_script_tag(content=SEED_CLIENT.replace("__URL__", ws_url))  # runs as a page script
+        page.add_script_tag(content=ORIGINAL_CLIENT.replace("__URL__", ws_url))  # runs as a page script
         page.wait_for_function(
             "window.__types.includes('done') && window.__binary > 0"
             " && window.__decoded.length + window.__failed.length === window.__binary",
@@ -121,8 +121,8 @@ def run_seed_client(base_url: str, ws_url: str) -> dict[str, Any]:
     return dict(in_browser(base_url, script))
 
 
-async def test_seed_javascript_client_decodes_every_binary_message(live_server: LiveServer) -> None:
-    result = await trio.to_thread.run_sync(run_seed_client, live_server.base_url, live_server.ws_url)
+async def test_original_javascript_client_decodes_every_binary_message(live_server: LiveServer) -> None:
+    result = await trio.to_thread.run_sync(run_original_client, live_server.base_url, live_server.ws_url)
     assert result["failed"] == []
     assert len(result["decoded"]) == result["binary"] >= 1
     assert 0.5 < sum(result["decoded"]) < 3.0  # "Hello, world!" is about a second of speech

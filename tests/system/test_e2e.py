@@ -63,9 +63,9 @@ async def test_sse_order_chunk_sizes_and_playable_join(live_server: LiveServer, 
     assert len(frames) / 44100 == pytest.approx(metrics["audio_duration"], abs=0.01)
 
 
-async def test_seed_python_sse_example_yields_playable_audio(live_server: LiveServer, tmp_path: Any) -> None:
-    def seed_client() -> list[bytes]:
-        # The seed README's example, verbatim apart from the URL.
+async def test_original_python_sse_example_yields_playable_audio(live_server: LiveServer, tmp_path: Any) -> None:
+    def original_client() -> list[bytes]:
+        # The original API's documented example, verbatim apart from the URL.
         import base64
         import json
 
@@ -85,7 +85,7 @@ async def test_seed_python_sse_example_yields_playable_audio(live_server: LiveSe
                     audio_chunks.append(base64.b64decode(data["chunk"]))
         return audio_chunks
 
-    audio_chunks = await trio.to_thread.run_sync(seed_client)
+    audio_chunks = await trio.to_thread.run_sync(original_client)
     path = tmp_path / "hello.wav"
     path.write_bytes(b"".join(audio_chunks))  # what the README tells users to do
     with wave.open(str(path)) as reader:

@@ -5,7 +5,7 @@ import pytest
 from tts_trio.settings import Settings, SettingsError
 
 
-def test_settings_defaults_follow_the_seed() -> None:
+def test_settings_defaults_follow_the_original_api() -> None:
     settings = Settings.load(environ={})
     assert settings.engine == "system"
     assert settings.voices_path == Path("voices")

@@ -2,7 +2,7 @@
 
 RealtimeTTS's own ``SystemEngine`` drives one process-wide pyttsx3 engine
 through a fixed temporary file, runs ffprobe per utterance and ignores
-``stop()`` (see docs/FACTS.md), so it can neither run several streams at once
+``stop()`` (measured: a stopped sentence still lands in the queue), so it can neither run several streams at once
 nor be interrupted. This engine keeps the RealtimeTTS contract
 (``synthesize`` puts PCM on ``self.queue``, ``get_stream_info``, ``stop``)
 but talks to a private worker process (:mod:`espeak_worker`) that keeps

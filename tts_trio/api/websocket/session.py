@@ -1,6 +1,6 @@
 """``WS /v1/tts/stream``: generate, stop and ping, plus text-in streaming contexts.
 
-Client messages are JSON text. The seed's actions:
+Client messages are JSON text. The actions of the original API:
 
 * ``{"action": "generate", "text": ...}``: the server sends
   ``{"type": "start", ...}`` (request id and audio format), binary audio
@@ -34,7 +34,7 @@ the drain deadline, and then the socket is closed with 1001 (going away).
 
 With ``output_format: "wav"`` (the default for ``generate``) each binary
 message is a complete small WAV file, so a browser can hand every message to
-``decodeAudioData`` (the seed's JavaScript client does). Every other format
+``decodeAudioData`` (the original API's JavaScript client does). Every other format
 is one continuous stream across the messages of a generation.
 
 All sends go through one lock and are shielded from cancellation: a send
