@@ -16,6 +16,7 @@ from typing import Any
 from quart import has_request_context, has_websocket_context, jsonify, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import WebsocketMismatch
 
 from tts_trio.errors import ApiError
 
@@ -59,13 +60,18 @@ async def api_error(error: ApiError) -> Any:
 
 async def http_error(error: HTTPException) -> Any:
     status = error.code or 500
+    method, path = _current_method_and_path()
+    if method == "WEBSOCKET" and (status == 405 or isinstance(error, WebsocketMismatch)):
+        # A handshake to a path that has HTTP routes only: for a WebSocket there is no route.
+        status = 404
     code = HTTP_CODES.get(status, "http_error")
     message = error.description or error.name
-    method, path = _current_method_and_path()
     if status == 404:
         message = f"no route {method} {path}"
     elif status == 405:
         message = f"{method} is not allowed on {path}"
+    elif isinstance(error, WebsocketMismatch):
+        message = f"{path} is a WebSocket route; open it with a WebSocket client"
     response = error_response(status, {"code": code, "message": message})
     valid_methods = getattr(error, "valid_methods", None)
     if status == 405 and valid_methods:
