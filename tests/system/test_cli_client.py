@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pty
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +14,7 @@ import wave
 from pathlib import Path
 
 import attrs
+import httpx
 import pytest
 import trio
 
@@ -28,6 +32,20 @@ REFERENCE = subprocess.run(
 ).stdout
 
 
+WIDTH = 80
+#: The CLI as in a script or log: no terminal, 80 columns, nothing forcing rich into terminal mode.
+PLAIN_ENV = {
+    **{
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
+    },
+    "COLUMNS": str(WIDTH),
+}
+PROGRESS_LINE = re.compile(rb"(\d+\.\d\d) s of audio received, (\d+\.\d)x real time, (\d+\.\d\d) s elapsed")
+SUMMARY_LINE = re.compile(rb"(\d+\.\d\d) s of audio written to (.+) in (\d+\.\d\d) s \((\d+\.\d)x real time\)")
+
+
 async def cli(server_url: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     return await trio.run_process(
         [BIN, *args, "--url", server_url],
@@ -35,7 +53,45 @@ async def cli(server_url: str, *args: str, stdin: bytes = b"") -> subprocess.Com
         capture_stdout=True,
         capture_stderr=True,
         check=False,
+        env=PLAIN_ENV,
     )
+
+
+async def server_json(server_url: str, path: str) -> object:
+    """What the server itself answers, to hold the CLI's ``--json`` and tables against."""
+    async with httpx.AsyncClient(base_url=server_url) as client:
+        response = await client.get(path)
+    response.raise_for_status()
+    return response.json()
+
+
+def table_rows(output: str) -> list[list[list[str]]]:
+    """A table's rows, each a list of its cells' words, cells wrapped over several lines joined again.
+
+    Columns are where the header's names start. A row begins on a line with
+    something in the first column. A word may be split only where it is
+    wider than its whole column (rich folds it, the piece filling the
+    column); those pieces are joined again, any other split shows as a
+    wrong word.
+    """
+    header, *lines = output.splitlines()
+    starts = [match.start() for match in re.finditer(r"\S+", header)]
+    ends = [*starts[1:], WIDTH + 2]  # each column is 2 spaces narrower than the gap to the next
+    rows: list[list[list[str]]] = []
+    folded: list[bool] = []
+    for line in lines:
+        if line[: starts[1]].strip():
+            rows.append([[] for _ in starts])
+            folded = [False for _ in starts]
+        for column, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            words = rows[-1][column]
+            for piece in line[start:end].split():
+                if folded[column]:
+                    words[-1] += piece
+                else:
+                    words.append(piece)
+                folded[column] = len(piece) == end - start - 2
+    return rows
 
 
 async def test_health_engines_and_voices_commands(live_server: LiveServer, tmp_path: Path) -> None:
@@ -55,6 +111,110 @@ async def test_health_engines_and_voices_commands(live_server: LiveServer, tmp_p
     assert voice_id in {voice["id"] for voice in listed["voices"]}
     assert (await cli(url, "voices", "set", "fr-fr")).stdout.decode().strip() == "current voice: fr-fr"
     assert (await cli(url, "voices", "delete", voice_id)).returncode == 0
+
+
+async def test_engines_list_shows_every_word_of_every_reason_within_the_width(live_server: LiveServer) -> None:
+    url = live_server.base_url
+    listed = await cli(url, "engines", "list")
+    assert listed.returncode == 0, listed.stderr
+    output = listed.stdout.decode()
+    assert all(len(line) <= WIDTH for line in output.splitlines())
+    engines = json.loads((await cli(url, "engines", "list", "--json")).stdout)["engines"]
+    assert any(len(engine["reason"] or "") > WIDTH for engine in engines)  # there is something to wrap
+    assert table_rows(output) == [
+        [
+            [engine["name"]],
+            ["*"] if engine["current"] else [],
+            ["yes" if engine["available"] else "no"],
+            (engine["reason"] or "").split(),
+        ]
+        for engine in engines
+    ]
+
+
+async def test_voices_list_fits_the_width_and_keeps_every_voice(live_server: LiveServer) -> None:
+    url = live_server.base_url
+    listed = await cli(url, "voices", "list")
+    assert listed.returncode == 0, listed.stderr
+    output = listed.stdout.decode()
+    assert output.splitlines()[0].split() == ["ID", "KIND", "NAME", "LANGUAGE", "CURRENT"]
+    assert all(len(line) <= WIDTH for line in output.splitlines())
+    voices = json.loads((await cli(url, "voices", "list", "--json")).stdout)["voices"]
+    assert table_rows(output) == [
+        [
+            [voice["id"]],
+            [voice["kind"]],
+            voice["name"].split(),
+            (voice.get("language") or "").split(),
+            ["*"] if voice["current"] else [],
+        ]
+        for voice in voices
+    ]
+
+
+@pytest.mark.parametrize("path", ["/v1/engines", "/v1/voices", "/health"])
+async def test_json_output_is_the_servers_answer_as_indented_json(live_server: LiveServer, path: str) -> None:
+    command = {"/v1/engines": ["engines", "list"], "/v1/voices": ["voices", "list"], "/health": ["health"]}[path]
+    printed = await cli(live_server.base_url, *command, "--json")
+    assert printed.returncode == 0, printed.stderr
+    answer = await server_json(live_server.base_url, path)
+    if path == "/health":  # the uptime moves between the two requests
+        assert isinstance(answer, dict)
+        answer["uptime_s"] = json.loads(printed.stdout)["uptime_s"]
+    assert printed.stdout == (json.dumps(answer, indent=2) + "\n").encode()
+
+
+async def test_say_reports_seconds_rate_and_elapsed_time(live_server: LiveServer, tmp_path: Path) -> None:
+    target = tmp_path / "progress.wav"
+    spoken = await cli(live_server.base_url, "say", "Progress is shown. In seconds and as a rate.", "-o", str(target))
+    assert spoken.returncode == 0, spoken.stderr
+    lines = spoken.stderr.splitlines()
+    progress = [PROGRESS_LINE.fullmatch(line) for line in lines[:-1]]
+    assert progress and all(progress), lines  # line by line, no carriage returns or escapes
+    summary = SUMMARY_LINE.fullmatch(lines[-1])
+    assert summary is not None, lines
+    assert summary[2] == str(target).encode()
+    # The seconds reported are the seconds written: 16-bit mono at 22050 Hz after the 44-byte header.
+    assert float(summary[1]) == pytest.approx((target.stat().st_size - 44) / (2 * 22050), abs=0.01)
+    assert float(summary[4]) > 0
+    quiet = await cli(live_server.base_url, "say", "Nothing on stderr.", "-o", str(target), "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == b""
+
+
+async def test_say_at_a_terminal_draws_a_live_display(live_server: LiveServer, tmp_path: Path) -> None:
+    target = tmp_path / "terminal.wav"
+    primary, secondary = pty.openpty()
+    try:
+        process = await trio.lowlevel.open_process(
+            [BIN, "say", "A terminal shows a live display.", "-o", str(target), "--url", live_server.base_url],
+            stdin=subprocess.DEVNULL,
+            stderr=secondary,
+            env={**PLAIN_ENV, "TERM": "xterm-256color"},
+        )
+        os.close(secondary)
+        secondary = -1
+        seen = b""
+        with trio.fail_after(30):
+            while chunk := await trio.to_thread.run_sync(_read_terminal, primary):
+                seen += chunk
+            assert await process.wait() == 0, seen
+    finally:
+        os.close(primary)
+        if secondary >= 0:
+            os.close(secondary)
+    # The live display's frames (columns, not the plain lines' commas), then the summary.
+    assert re.search(rb"\d+\.\d\d s of audio received +\d+\.\dx real time", seen), seen
+    assert b"s of audio received," not in seen
+    summary = SUMMARY_LINE.search(seen)
+    assert summary is not None and summary[2] == str(target).encode(), seen
+
+
+def _read_terminal(fd: int) -> bytes:
+    """What the program wrote to its terminal; b"" once it has closed it (Linux reports EIO)."""
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
 
 
 async def test_say_streams_to_a_file_or_stdout(live_server: LiveServer, tmp_path: Path) -> None:
@@ -90,7 +250,9 @@ async def test_stream_speaks_text_or_standard_input_over_the_websocket(live_serv
     target = tmp_path / "streamed.wav"
     spoken = await cli(url, "stream", "Hello over the WebSocket. A second sentence.", "-o", str(target))
     assert spoken.returncode == 0, spoken.stderr
-    assert b"s of audio written" in spoken.stderr
+    *progress, summary = spoken.stderr.splitlines()
+    assert progress and all(PROGRESS_LINE.fullmatch(line) for line in progress), spoken.stderr
+    assert SUMMARY_LINE.fullmatch(summary), spoken.stderr
     data = target.read_bytes()
     # The streamed header's open sizes were replaced by the real ones.
     assert int.from_bytes(data[4:8], "little") == len(data) - 8
@@ -126,7 +288,9 @@ async def test_a_signal_during_stream_stops_the_synthesis_at_once(
     target = tmp_path / "interrupted.wav"
     with trio.fail_after(30):
         process = await trio.lowlevel.open_process(
-            [BIN, "stream", text, "-o", str(target), "--url", live_server.base_url], stderr=subprocess.PIPE
+            [BIN, "stream", text, "-o", str(target), "--url", live_server.base_url],
+            stderr=subprocess.PIPE,
+            env=PLAIN_ENV,
         )
         assert process.stderr is not None
         received = b""
@@ -136,7 +300,9 @@ async def test_a_signal_during_stream_stops_the_synthesis_at_once(
         while chunk := await process.stderr.receive_some():
             received += chunk
         assert await process.wait() == status
-    assert b"stopped" in received and b"Traceback" not in received
+    assert b"Traceback" not in received
+    summary = received.splitlines()[-1]
+    assert summary.endswith(b"; stopped") and SUMMARY_LINE.fullmatch(summary.removesuffix(b"; stopped")), received
     registry = live_server.service.metrics.registry
     assert registry.get_sample_value("tts_cancellations_total", {"cause": "stop"}) == 1
     await eventually(lambda: engine.active == 0 and live_server.service.pool.statistics().in_use == 0)

@@ -8,6 +8,11 @@ or ``TTS_API_KEY``. Output is a readable table, or JSON with ``--json``.
 
 Exit codes scripts can rely on: 0 done, 1 the server refused (its message is
 shown), 2 a usage error, 3 the server could not be reached.
+
+Tables are rich tables as wide as the terminal (else ``COLUMNS``, else 80):
+long cells wrap between words, so every word of an engine's reason is shown
+and no line is wider than the terminal. ``say`` shows its progress with
+:class:`~tts_trio.cli.shared.AudioProgress`.
 """
 
 from __future__ import annotations
@@ -15,17 +20,22 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
+from rich.table import Table
+from rich.text import Text
 
 from tts_trio.cli.shared import (
     DEFAULT_URL,
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
+    AudioProgress,
     Client,
+    CommandFailed,
     FormatOption,
     JsonOption,
     KeyOption,
@@ -34,20 +44,34 @@ from tts_trio.cli.shared import (
     SpeedOption,
     UrlOption,
     VoiceOption,
-    check,
     close_output,
     fail,
+    make_console,
+    refusal,
 )
 
 engines_app = typer.Typer(no_args_is_help=True, help="List engines or switch the current one.")
 voices_app = typer.Typer(no_args_is_help=True, help="List, create, delete or choose voices.")
 
 
-def table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    widths = {column: max([len(column), *(len(str(row.get(column, ""))) for row in rows)]) for column in columns}
-    typer.echo("  ".join(column.upper().ljust(widths[column]) for column in columns).rstrip())
+def table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Print ``rows`` as columns that fit the terminal, wrapping long cells instead of cutting them.
+
+    Every column may wrap; rich narrows the widest first, so short columns
+    (names, yes/no) stay on one line and long ones (reasons) take the rest.
+    A word wider than its whole column is folded, never dropped. Trailing
+    padding is stripped so piped output greps and diffs cleanly.
+    """
+    console = make_console()
+    grid = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in columns:
+        grid.add_column(column.upper(), overflow="fold")
     for row in rows:
-        typer.echo("  ".join(str(row.get(column, "")).ljust(widths[column]) for column in columns).rstrip())
+        grid.add_row(*(Text(str(row.get(column, ""))) for column in columns))
+    with console.capture() as captured:
+        console.print(grid)
+    for line in captured.get().splitlines():
+        typer.echo(line.rstrip())
 
 
 def show(data: Any, as_json: bool, render: Any) -> None:
@@ -83,7 +107,7 @@ def engines_list(url: UrlOption = DEFAULT_URL, api_key: KeyOption = None, as_jso
                 "engine": engine["name"],
                 "current": "*" if engine["current"] else "",
                 "available": "yes" if engine["available"] else "no",
-                "reason": (engine.get("reason") or "")[:90],
+                "reason": engine.get("reason") or "",
             }
             for engine in body["engines"]
         ]
@@ -198,7 +222,7 @@ def say(
     api_key: KeyOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Speak text into a file as it streams in, showing seconds of audio received."""
+    """Speak text into a file as it streams in, showing the audio received and how fast it comes."""
     if text is None or text == "-":
         text = sys.stdin.read()
     client = Client(url, api_key)
@@ -210,33 +234,38 @@ def say(
         "chunk_size": "65536",
     }
     sink = sys.stdout.buffer if output == "-" else open(output, "wb")  # noqa: SIM115 - closed below
-    seconds = 0.0
+    progress = AudioProgress(quiet=quiet)
     try:
-        try:
-            with client.stream("GET", "/v1/tts/stream-sse", params=params) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    check(response)
-                event = ""
-                for line in response.iter_lines():
-                    if line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data = json.loads(line[5:])
-                        if event == "audio":
-                            sink.write(base64.b64decode(data["chunk"]))
-                        elif event == "timings":
-                            seconds = data["end"]
-                            if not quiet:
-                                typer.echo(f"\r{seconds:7.2f} s of audio received", err=True, nl=False)
-                        elif event == "error":
-                            fail(f"{data['message']} ({data['code']})", EXIT_REFUSED)
-        except httpx.TransportError as error:
-            fail(f"cannot reach {client.url}: {error}", EXIT_UNREACHABLE)
+        with progress:
+            _receive_speech(client, params, sink, progress)
+    except CommandFailed as error:
+        fail(str(error), error.exit_code)
     finally:
         close_output(sink, output)
-    if not quiet:
-        typer.echo(f"\r{seconds:7.2f} s of audio written to {output}", err=True)
+    progress.finish(output)
+
+
+def _receive_speech(client: Client, params: dict[str, str], sink: Any, progress: AudioProgress) -> None:
+    """Write the SSE stream's audio into ``sink``; raise :class:`CommandFailed` for the display to report."""
+    try:
+        with client.stream("GET", "/v1/tts/stream-sse", params=params) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise CommandFailed(refusal(response), EXIT_REFUSED)
+            event = ""
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data = json.loads(line[5:])
+                    if event == "audio":
+                        sink.write(base64.b64decode(data["chunk"]))
+                    elif event == "timings":
+                        progress.update(float(data["end"]))
+                    elif event == "error":
+                        raise CommandFailed(f"{data['message']} ({data['code']})", EXIT_REFUSED)
+    except httpx.TransportError as error:
+        raise CommandFailed(f"cannot reach {client.url}: {error}", EXIT_UNREACHABLE) from None
 
 
 def register(app: typer.Typer) -> None:

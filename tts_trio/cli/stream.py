@@ -8,6 +8,11 @@ as it comes. Ctrl-C sends ``stop``, waits for the server's ``stopped`` (after
 which no more audio of the context can come), closes the socket normally and
 exits with 130 (143 for SIGTERM), so the server stops synthesizing at once
 and the file holds exactly what was spoken until then.
+
+Progress (seconds of audio, x real time, elapsed) is
+:class:`~tts_trio.cli.shared.AudioProgress`: a live display at a terminal,
+plain lines elsewhere, and as plain lines too while the text is typed at the
+terminal, where a redrawn display would overwrite what is being typed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from trio_websocket import (
 
 from tts_trio.cli.shared import (
     DEFAULT_URL,
+    AudioProgress,
+    CommandFailed,
     FormatOption,
     KeyOption,
     OutputOption,
@@ -55,12 +62,8 @@ STOP_TIMEOUT = 5.0
 KEEP_ALIVE_INTERVAL = 20.0
 
 
-class StreamFailed(Exception):
+class StreamFailed(CommandFailed):
     """The server refused or could not be reached; carries the CLI's exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @attrs.frozen
@@ -300,20 +303,11 @@ def stream(
     )
     source = stdin_lines() if from_stdin else one_text(text or "")
     sink: BinaryIO = sys.stdout.buffer if output == "-" else open(output, "w+b")  # noqa: SIM115 - closed below
-
-    shown = False
-
-    def show(seconds: float) -> None:
-        nonlocal shown
-        if not quiet:
-            typer.echo(f"\r{seconds:7.2f} s of audio received", err=True, nl=False)
-            shown = True
-
+    display = AudioProgress(quiet=quiet, live=not (from_stdin and sys.stdin.isatty()))
     try:
-        progress = trio.run(run_stream, request, source, sink, show)
+        with display:
+            progress = trio.run(run_stream, request, source, sink, display.update)
     except StreamFailed as error:
-        if shown:
-            typer.echo("", err=True)  # end the progress line
         fail(str(error), error.exit_code)
     except KeyboardInterrupt:  # before the signal handler was in place: nothing was sent
         raise typer.Exit(EXIT_STATUS[signal.SIGINT]) from None
@@ -321,11 +315,6 @@ def stream(
         if sink is not sys.stdout.buffer and audio_format == "wav":
             finish_wav(sink)
         close_output(sink, output)
-    if quiet:
-        pass
-    elif progress.interrupted:
-        typer.echo(f"\r{progress.seconds:7.2f} s of audio written to {output}; stopped", err=True)
-    else:
-        typer.echo(f"\r{progress.seconds:7.2f} s of audio written to {output}", err=True)
+    display.finish(output, "stopped" if progress.interrupted else "")
     if progress.interrupted_by is not None:
         raise typer.Exit(EXIT_STATUS[progress.interrupted_by])
