@@ -43,6 +43,7 @@ ENV_VARS: dict[str, str] = {
     "log_level": "TTS_LOG_LEVEL",
     "log_format": "TTS_LOG_FORMAT",
     "debug": "TTS_DEBUG",
+    "hypercorn_fixes": "TTS_HYPERCORN_FIXES",
     "chatterbox_model_type": "CHATTERBOX_MODEL_TYPE",
     "api_keys": "TTS_API_KEYS",
     "api_keys_file": "TTS_API_KEYS_FILE",
@@ -134,6 +135,11 @@ class Settings:
     #: ``text`` for people, ``json`` (one object per line) for log shippers.
     log_format: str = attrs.field(default="text", validator=_one_of("text", "json"))
     debug: bool = False
+    #: How the Hypercorn 0.18 fixes are installed (tts_trio.server.hypercorn_fixes; docs/hypercorn.md):
+    #: ``verify`` refuses to start when one does not match the installed Hypercorn, ``unverified``
+    #: applies them anyway with a warning, ``off`` applies none. The ASGI entry (bare ``hypercorn``)
+    #: reads the same variable itself, because it installs the fixes before any Settings exist.
+    hypercorn_fixes: str = attrs.field(default="verify", validator=_one_of("verify", "unverified", "off"))
     #: RealtimeTTS 0.8.10's ChatterboxEngine has only the turbo model.
     chatterbox_model_type: str = "turbo"
     #: Comma-separated API keys (and one per line in ``api_keys_file``); empty: no keys needed.

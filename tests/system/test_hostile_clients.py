@@ -2,6 +2,9 @@
 
 The first attack (a WebSocket upgrade with trailing bytes) ends an unprotected
 Hypercorn 0.18 process; tts_trio.server.hypercorn_fixes.containment keeps it to one connection.
+The attacks in CONTAINED raise inside Hypercorn on purpose, so their tests are
+marked ``contained_failures``: containment's error log is expected there, and
+fails every other test (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -44,6 +47,14 @@ ATTACKS = {
     b"Upgrade: h2c\r\nHTTP2-Settings: !!!not-base64!!!\r\n\r\n",
 }
 
+#: Attacks that raise inside Hypercorn 0.18 itself; containment logs each and closes the connection.
+CONTAINED = {
+    "upgrade with trailing bytes",
+    "websocket garbage frames",
+    "unmasked websocket frame",
+    "h2c upgrade with bad settings",
+}
+
 
 async def attack(server: LiveServer, payload: bytes) -> None:
     host, port = server.base_url.removeprefix("http://").split(":")
@@ -65,7 +76,10 @@ async def still_serving(server: LiveServer) -> None:
         assert response.status_code == 200 and response.content.startswith(b"RIFF")
 
 
-@pytest.mark.parametrize("name", list(ATTACKS))
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(name, marks=[pytest.mark.contained_failures] if name in CONTAINED else []) for name in ATTACKS],
+)
 async def test_malformed_traffic_ends_only_its_connection(live_server: LiveServer, name: str) -> None:
     await attack(live_server, ATTACKS[name])
     await still_serving(live_server)

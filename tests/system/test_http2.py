@@ -1,13 +1,13 @@
 """HTTP/2 end to end: TLS with ALPN, stream resets and closed connections, WebSocket over HTTP/2, multiplexing.
 
 Every test runs a real Hypercorn server on a loopback port. httpx stands in
-for ordinary clients; tests/h2_client.py is a raw ``h2`` client for what
+for ordinary clients; tests/support/h2_client.py is a raw ``h2`` client for what
 httpx cannot do: reset one stream while the connection lives on, open many
 streams on one connection it controls, and RFC 8441 extended CONNECT
 (WebSocket over HTTP/2), which browsers use on HTTP/2 connections.
 
 Where timing must be controlled, deterministic engines built on
-tests/engines.py replace espeak-ng; cancellation is also checked with the
+tests/support/engines.py replace espeak-ng; cancellation is also checked with the
 real engine.
 
 Over HTTP/2, Hypercorn 0.18 by itself does not hold a stream's producer
@@ -41,7 +41,7 @@ import trustme
 from hypercorn.trio import serve
 
 from tests.support.engines import PacedEngine
-from tests.support.h2_client import H2Client, H2Stream, H2WebSocket, open_h2, open_websocket
+from tests.support.h2_client import H2Client, H2Stream, H2WebSocket, WebSocketClosed, open_h2, open_websocket
 from tests.support.live import PARAGRAPH, LiveServer, eventually, start_live_server
 from tests.support.sse import parse_events
 from tts_trio.api.app import create_app
@@ -599,6 +599,40 @@ async def test_ws_over_h2_stream_reset_stops_synthesis_and_the_connection_lives_
             await receive_until(again, "done")
             assert sentences_spoken(server, engine) == spoken + 1
             assert not client.lost
+
+
+async def test_closing_a_ws_over_h2_leaves_the_other_streams_on_its_connection_running(
+    h2c_endpoint: Endpoint,
+) -> None:
+    """A WebSocket closed cleanly over HTTP/2 ends only its own stream (hypercorn issue #329).
+
+    The client's close frame makes Hypercorn forget the stream at once, but
+    the END_STREAM that follows it is still DATA for that stream: unguarded,
+    Hypercorn 0.18 raises KeyError on it and the whole connection goes down,
+    cutting the SSE stream beside it. tts_trio.server.hypercorn_fixes.h2_closed_stream_data
+    drops such data instead; the conftest guard fails this test if containment logs anything.
+    """
+    server = h2c_endpoint.server
+    with trio.fail_after(60):
+        async with connect(h2c_endpoint) as client:
+            ws = await open_websocket(client, "/v1/tts/stream")
+            await ws.send_json({"action": "ping"})
+            assert await ws.get_json() == {"type": "pong"}
+            sse = await client.get(sse_path(" ".join([PARAGRAPH] * 5)))
+            assert await sse.wait_response() == 200
+            reader = SseReader(sse)
+            head = await reader.until_audio(1)  # the SSE stream is running, held back by its window
+            await ws.close()
+            with pytest.raises(WebSocketClosed):  # the server answers the close frame, then ends the stream
+                await ws.get_message()
+            assert await ws.stream.read_all() == b""
+            events = head + await reader.rest()
+            assert events[-1] == ("done", {"status": "complete"})
+            assert events[-2][1]["sentences"] == 50
+            status, health = await h2_json(client, "/health")  # the connection still carries new streams
+            assert status == 200 and health["active_streams"] == 0
+            assert not client.lost
+    await eventually(lambda: idle(server))
 
 
 # -- Many streams on one connection ----------------------------------------------------------

@@ -38,6 +38,7 @@ def serve(
     ] = None,
 ) -> None:
     """Start the server and run until SIGTERM or SIGINT."""
+    from tts_trio.server import hypercorn_fixes
     from tts_trio.server.launch import configure_logging, hypercorn_config
     from tts_trio.server.launch import serve as run_server
 
@@ -66,10 +67,12 @@ def serve(
         # An address given as a flag or in the environment replaces the config file's bind.
         bind_given = host is not None or port is not None or any(os.environ.get(v) for v in ("TTS_HOST", "TTS_PORT"))
         hc_config = hypercorn_config(settings, config, bind_given=bind_given)
-    except (SettingsError, UnknownEngine) as error:
+        # Checked with the settings: a fix that does not match this Hypercorn stops start-up the same way.
+        configure_logging(settings.log_level, settings.log_format)  # so that 'unverified' warnings show
+        hypercorn_fixes.install(settings.hypercorn_fixes)
+    except (SettingsError, UnknownEngine, hypercorn_fixes.FixMismatch) as error:
         typer.echo(f"tts-trio: {error}", err=True)
         raise typer.Exit(2) from None
-    configure_logging(settings.log_level, settings.log_format)
     try:
         trio.run(run_server, settings, hc_config)
     except Exception as error:  # start-up failures: port in use, engine cannot start

@@ -101,8 +101,13 @@ def draining_trigger(app: QuartTrio, wait: ShutdownTrigger, graceful_timeout: fl
 
 
 async def serve(settings: Settings, config: Config) -> None:
-    """Serve until SIGTERM or SIGINT; later signals while draining are logged, not a traceback."""
-    hypercorn_fixes.install()
+    """Serve until SIGTERM or SIGINT; later signals while draining are logged, not a traceback.
+
+    ``tts-trio serve`` has installed the Hypercorn fixes already (so that a
+    mismatch is reported like a bad setting); installing is idempotent, and
+    a caller that did not gets them checked here.
+    """
+    hypercorn_fixes.install(settings.hypercorn_fixes)
     app = create_app(settings)
     received = trio.Event()
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -14,45 +14,37 @@ measured; WebSocket over HTTP/2 alike).
 the low-water mark, and closes a stream's buffer when the stream closes
 (reset by the client, or its connection gone) so a writer waiting for
 window space is released at once instead of when its send times out.
-``tests/test_http2.py`` proves both against a real server.
+``tests/system/test_http2.py`` proves both against a real server.
 
-Like :mod:`tts_trio.server.hypercorn_fixes.containment`, this patches the pinned dependency on
-purpose, and only the version it was written for.
+Like every fix in this package, it patches the pinned dependency on purpose,
+and :mod:`.guard` refuses it on any other Hypercorn than the one it was
+written for.
 """
 
 from __future__ import annotations
 
-import logging
-from importlib.metadata import version
 from typing import Any
 
 from hypercorn.protocol import h2
 
-log = logging.getLogger(__name__)
+from tts_trio.server.hypercorn_fixes.guard import Fix, Target, replace
 
-PATCHED_VERSION = "0.18.0"
-_MARK = "_tts_trio_flow_control"
-
-
-async def _pop(self: Any, max_length: int) -> bytes:
-    length = min(len(self.buffer), max_length)
-    data = bytes(self.buffer[:length])
-    del self.buffer[:length]
-    if len(self.buffer) < h2.BUFFER_LOW_WATER:  # what is left, not what was taken
-        await self._paused.set()
-    if len(self.buffer) == 0:
-        await self._is_empty.set()
-    return data
+NAME = "h2_flow_control"
 
 
-def install() -> None:
+def apply() -> None:
     """Patch Hypercorn's HTTP/2 stream buffers once per process (idempotent)."""
-    if getattr(h2.StreamBuffer.pop, _MARK, False):
-        return
-    found = version("hypercorn")
-    if found != PATCHED_VERSION:
-        log.warning("hypercorn %s: HTTP/2 flow-control fix written for %s not applied", found, PATCHED_VERSION)
-        return
+
+    async def pop(self: Any, max_length: int) -> bytes:
+        length = min(len(self.buffer), max_length)
+        data = bytes(self.buffer[:length])
+        del self.buffer[:length]
+        if len(self.buffer) < h2.BUFFER_LOW_WATER:  # what is left, not what was taken
+            await self._paused.set()
+        if len(self.buffer) == 0:
+            await self._is_empty.set()
+        return data
+
     original_close_stream = h2.H2Protocol._close_stream
 
     async def close_stream(self: Any, stream_id: int) -> None:
@@ -61,6 +53,25 @@ def install() -> None:
             await buffer.close()  # release a writer waiting for window space
         await original_close_stream(self, stream_id)
 
-    setattr(_pop, _MARK, True)
-    h2.StreamBuffer.pop = _pop  # type: ignore[method-assign]
-    h2.H2Protocol._close_stream = close_stream  # type: ignore[method-assign]
+    replace(h2.StreamBuffer, "pop", pop, NAME)
+    replace(h2.H2Protocol, "_close_stream", close_stream, NAME)
+
+
+FIX = Fix(
+    name=NAME,
+    issue="none found upstream: HTTP/2 stream buffers ignore the client's flow-control window",
+    written_for="0.18.0",
+    replaces=(
+        Target(
+            "hypercorn.protocol.h2",
+            "StreamBuffer.pop",
+            "9eb73c8833891346cbd8658fdd2ac29da8336007abab40a711db857f9c7280e6",
+        ),
+        Target(
+            "hypercorn.protocol.h2",
+            "H2Protocol._close_stream",
+            "a292549791640b651dc636a981d58eb25117578cc09d85929bef25d12fc425ed",
+        ),
+    ),
+    apply=apply,
+)

@@ -8,7 +8,7 @@ forever, together with the response or WebSocket feeding it (our own send
 timeouts cannot fire), and on SIGTERM the graceful timeout cannot end it
 either, so ``podman stop`` ends in SIGKILL.
 
-:func:`install` keeps the shield and gives it a deadline: :data:`STALL_TIMEOUT`
+:func:`apply` keeps the shield and gives it a deadline: :data:`STALL_TIMEOUT`
 seconds for one write, and never beyond the end of the graceful timeout once
 the server drains (:meth:`tts_trio.synthesis.drain.Shutdown.socket_send`);
 ``TTS_SEND_TIMEOUT`` changes it. A write
@@ -34,13 +34,15 @@ from hypercorn.events import Closed, RawData
 from hypercorn.trio.tcp_server import TCPServer
 
 from tts_trio.api.state import state_of
+from tts_trio.server.hypercorn_fixes.guard import Fix, Target, replace
 from tts_trio.synthesis.drain import Shutdown
+
+NAME = "socket_sends"
 
 #: Seconds one socket write may wait for a client that reads nothing (``TTS_SEND_TIMEOUT``).
 STALL_TIMEOUT = 30.0
 #: Seconds for Hypercorn's connection bookkeeping (mark idle, close) once shielded.
 BOOKKEEPING_TIMEOUT = 5.0
-_MARK = "_tts_trio_bounded"
 _UNBOUNDED = Shutdown()  # for servers of apps that have none (never drains)
 
 
@@ -52,11 +54,9 @@ def _limits_of(server: Any) -> tuple[Shutdown, float]:
     return state.shutdown, state.settings.send_timeout
 
 
-def install() -> None:
+def apply() -> None:
     """Wrap ``TCPServer.protocol_send`` once per process (idempotent)."""
     original: Callable[[Any, Any], Awaitable[None]] = TCPServer.protocol_send
-    if getattr(original, _MARK, False):
-        return
 
     async def bounded_send(self: Any, event: Any) -> None:
         if not isinstance(event, RawData):
@@ -84,5 +84,19 @@ def install() -> None:
                 await trio.aclose_forcefully(self.stream)
                 await self.protocol.handle(Closed())
 
-    setattr(bounded_send, _MARK, True)
-    TCPServer.protocol_send = bounded_send  # type: ignore[method-assign]
+    replace(TCPServer, "protocol_send", bounded_send, NAME)
+
+
+FIX = Fix(
+    name=NAME,
+    issue="none found upstream: the trio worker's socket writes are shielded with no deadline",
+    written_for="0.18.0",
+    replaces=(
+        Target(
+            "hypercorn.trio.tcp_server",
+            "TCPServer.protocol_send",
+            "225856426bff7be02990c0badb90f51f801db14ac5db0f3d0c210cafbeb528ab",
+        ),
+    ),
+    apply=apply,
+)
