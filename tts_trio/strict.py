@@ -5,6 +5,12 @@ would let a client's mistake pass silently; these hooks accept only the JSON
 type the field declares (an integer also counts as a number), refuse NaN and
 infinities, and the converter refuses unknown keys, so a typo fails loudly
 with the field's name.
+
+An integral float (``9043.0``) is an integer for an integer field: JSON has
+one number type and JSON Schema, which the OpenAPI description is written
+in, says ``9043.0`` is an integer, so clients that serialize every number as
+a float (JavaScript after arithmetic, some JSON libraries) are not refused.
+``9043.5`` still is.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ def _structure_str(value: Any, _: type) -> str:
 
 
 def _structure_int(value: Any, _: type) -> int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"expected an integer, got {type(value).__name__}")
+        got = repr(value) if isinstance(value, float) else type(value).__name__  # 9043.5 says more than "float"
+        raise ValueError(f"expected an integer, got {got}")
     return value
 
 

@@ -261,7 +261,7 @@ async def test_uploads_in_compressed_formats_are_decoded_and_normalized(live_ser
         assert reference[:4] == b"RIFF" and reference[22:24] == b"\x01\x00"  # mono WAV
 
 
-def test_custom_voices_reach_cloning_engines_as_reference_files(tmp_path: Path) -> None:
+async def test_custom_voices_reach_cloning_engines_as_reference_files(tmp_path: Path, nursery: trio.Nursery) -> None:
     import attrs as attrs_module
 
     from tests.support.engines import PacedEngine
@@ -269,6 +269,8 @@ def test_custom_voices_reach_cloning_engines_as_reference_files(tmp_path: Path) 
     from tts_trio.engines.catalog import SystemConfig
     from tts_trio.engines.hardware import Device
     from tts_trio.errors import VoiceNotSupported
+    from tts_trio.observability import Metrics
+    from tts_trio.synthesis.drain import Shutdown
     from tts_trio.synthesis.service import TtsService
 
     store = VoiceStore(tmp_path)
@@ -279,10 +281,30 @@ def test_custom_voices_reach_cloning_engines_as_reference_files(tmp_path: Path) 
 
     pool = EnginePool("paced", [PacedEngine()], AudioFormat(sample_rate=16000))
     plain = LoadedEngine(pool, SystemConfig(), None, {}, frozenset(), cloning=False)
-    service = TtsService(Settings.load(environ={}), plain, store, Device("cpu", 2))
+    service = TtsService(
+        Settings.load(environ={}),
+        plain,
+        store,
+        Device("cpu", 2),
+        metrics=Metrics(),
+        shutdown=Shutdown(),
+        nursery=nursery,
+    )
     with pytest.raises(VoiceNotSupported, match="coqui"):
         service.resolve_voice(voice_id)
     service.engine = attrs_module.evolve(plain, cloning=True)
     assert service.resolve_voice(voice_id) == str(tmp_path / voice_id / "reference.wav")
     store.set_current(voice_id)
     assert service.resolve_voice("default") == str(tmp_path / voice_id / "reference.wav")
+
+
+async def test_the_upload_path_is_not_a_voice_id(live_server: LiveServer) -> None:
+    # /v1/voices/create once also matched DELETE /v1/voices/<voice_id>, so Allow offered a DELETE there.
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
+        options = await http.options("/v1/voices/create")
+        assert {method.strip() for method in options.headers["Allow"].split(",")} == {"OPTIONS", "POST"}
+        refused = await http.delete("/v1/voices/create")
+        assert refused.status_code == 405
+        assert "DELETE" not in refused.headers["Allow"]
+        assert (await http.delete("/v1/voices/v_0123456789abcdef")).status_code == 404
+        assert (await http.delete("/v1/voices/created")).status_code == 404

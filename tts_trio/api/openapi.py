@@ -3,17 +3,33 @@
 Written out by hand next to the code it describes (the routes are plain
 Quart handlers with their own parameter classes); a test checks that every
 registered route appears here, so the description cannot silently fall
-behind.
+behind, and a schemathesis run against a live server checks that it says
+what the server enforces: a request the schema allows is served, one it
+forbids is refused. Rules that depend on the deployment (the text limit)
+are taken from the running server's settings.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import attrs
+from quart import has_app_context
+
 from tts_trio import __version__
-from tts_trio.audio.encoding import FORMATS
+from tts_trio.api.routes.voices import MAX_NAME_CHARS
+from tts_trio.audio.encoding import _LOSSY_RATES, FORMATS, MAX_RATE, MIN_RATE
+from tts_trio.settings import Settings
+from tts_trio.synthesis.params import MAX_CHUNK_SIZE, MAX_ID_CHARS, MAX_SPEED, MIN_CHUNK_SIZE, MIN_SPEED
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+#: Something to say: a character that is neither whitespace nor a control character
+#: (those are spoken as spaces and the text is trimmed, so a text without one is refused).
+_SAYABLE = r"[^\s\x00-\x1f\x7f]"
+#: A voice name: 1 to MAX_NAME_CHARS characters once trimmed, no control characters.
+_NAME = rf"^\s*[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{{0,{MAX_NAME_CHARS - 2}}}[^\s\x00-\x1f\x7f])?\s*$"
+#: A language tag (en, de, en-US), trimmed; empty means en.
+_LANGUAGE = r"^\s*(?:[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*)?\s*$"
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -40,28 +56,105 @@ _AUDIO_CONTENT = {
     "application/octet-stream": {"description": "pcm: raw 16-bit little-endian mono"},
 }
 
-_SYNTHESIS_FIELDS: dict[str, Any] = {
-    "text": {"type": "string", "minLength": 1, "description": "What to say (trimmed; up to TTS_MAX_TEXT_CHARS)"},
-    "voice_id": {"type": "string", "default": "default", "description": "Voice id, optionally +variant (en-us+f3)"},
-    "temperature": {"type": "number", "minimum": 0, "maximum": 2, "default": 0.7},
-    "output_format": {"type": "string", "enum": list(FORMATS), "default": "wav"},
-    "sample_rate": {"type": "integer", "minimum": 8000, "maximum": 48000, "description": "Default: the engine's"},
-    "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
-}
+
+def _text(max_chars: int, description: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_chars,
+        "pattern": _SAYABLE,
+        "description": f"{description} (control characters are spoken as spaces; trimmed; at most {max_chars})",
+    }
+
+
+def _synthesis_fields(max_chars: int, *, nullable_rate: bool) -> dict[str, Any]:
+    """The fields every synthesis request shares; ``null`` for the rate only where JSON can say it."""
+    rate_type: str | list[str] = ["integer", "null"] if nullable_rate else "integer"
+    return {
+        "text": _text(max_chars, "What to say"),
+        "voice_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_CHARS,
+            "pattern": r"\S",
+            "default": "default",
+            "description": "Voice id, optionally +variant (en-us+f3)",
+        },
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2, "default": 0.7},
+        "output_format": {"type": "string", "enum": list(FORMATS), "default": "wav"},
+        "sample_rate": {
+            "type": rate_type,
+            "minimum": MIN_RATE,
+            "maximum": MAX_RATE,
+            "description": (
+                "Default (or null): the engine's, 48000 where the format cannot carry it. "
+                + "; ".join(f"{name}: {', '.join(map(str, rates))}" for name, rates in _LOSSY_RATES.items())
+            ),
+        },
+        "speed": {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED, "default": 1.0},
+    }
+
+
+def _rate_rule(*, nullable_rate: bool) -> list[dict[str, Any]]:
+    """The lossy encoders take only some rates (see :mod:`tts_trio.audio.encoding`), one branch per rate set."""
+    extra = [None] if nullable_rate else []
+    lossless = [name for name in FORMATS if name not in _LOSSY_RATES]
+    by_rates: dict[tuple[int, ...], list[str]] = {}
+    for name, rates in _LOSSY_RATES.items():
+        by_rates.setdefault(rates, []).append(name)
+    return [
+        {"properties": {"output_format": {"enum": lossless}}},  # also when output_format is absent (wav)
+        *(
+            {
+                "required": ["output_format"],
+                "properties": {"output_format": {"enum": names}, "sample_rate": {"enum": [*rates, *extra]}},
+            }
+            for rates, names in by_rates.items()
+        ),
+    ]
+
+
+def _synthesis_request(max_chars: int, *, nullable_rate: bool, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["text"],
+        "additionalProperties": False,
+        "properties": {**_synthesis_fields(max_chars, nullable_rate=nullable_rate), **extra},
+        "anyOf": _rate_rule(nullable_rate=nullable_rate),
+    }
+
+
+def _max_text_chars(settings: Settings | None) -> int:
+    if settings is None and has_app_context():
+        from tts_trio.api.state import current_settings
+
+        settings = current_settings()
+    if settings is not None:
+        return settings.max_text_chars
+    default = attrs.fields(Settings).max_text_chars.default  # no app: a document for the defaults
+    assert isinstance(default, int)
+    return default
 
 
 def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema}
-
-
-def build_spec() -> dict[str, Any]:
-    """The whole document (built per request: it is small and cheap)."""
-    sse_params = [_query(name, schema, name == "text") for name, schema in _SYNTHESIS_FIELDS.items()]
-    sse_params.append(_query("chunk_size", {"type": "integer", "minimum": 256, "maximum": 1048576, "default": 4096}))
+def build_spec(settings: Settings | None = None) -> dict[str, Any]:
+    """The whole document (built per request: it is small and cheap, and follows the server's settings)."""
+    max_chars = _max_text_chars(settings)
+    chunk_size = {"type": "integer", "minimum": MIN_CHUNK_SIZE, "maximum": MAX_CHUNK_SIZE, "default": 4096}
+    # One exploded object (?text=...&output_format=...): the rate rule spans two parameters,
+    # which separate parameters cannot say.
+    sse_query = {
+        "name": "query",
+        "in": "query",
+        "required": True,
+        "style": "form",
+        "explode": True,
+        "description": "The synthesis options as query parameters (text is required)",
+        "schema": _synthesis_request(max_chars, nullable_rate=False, extra={"chunk_size": chunk_size}),
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -116,7 +209,7 @@ def build_spec() -> dict[str, Any]:
                         "Events: format, audio {chunk: base64, index}, timings (after each sentence), "
                         "metrics, done; error if the engine fails mid-stream."
                     ),
-                    "parameters": sse_params,
+                    "parameters": [sse_query],
                     "responses": {
                         "200": {"description": "text/event-stream", "content": {"text/event-stream": {}}},
                         **_errors(404, 413, 422, 503),
@@ -127,7 +220,10 @@ def build_spec() -> dict[str, Any]:
                 "get": {
                     "summary": "WebSocket: generate / stop / ping, and text-in streaming (append / flush / end)",
                     "description": "Upgrade to a WebSocket. See README and docs/streaming-input.md for messages.",
-                    "responses": {"101": {"description": "Switching to the WebSocket protocol"}},
+                    "responses": {
+                        "101": {"description": "Switching to the WebSocket protocol"},
+                        "400": _json(_ERROR, "A plain HTTP request, not a WebSocket upgrade"),
+                    },
                 }
             },
             "/v1/audio/speech": {
@@ -138,7 +234,10 @@ def build_spec() -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SpeechRequest"}}},
                     },
                     "responses": {
-                        "200": {"description": "Audio, or SSE when stream_format is sse", "content": _AUDIO_CONTENT},
+                        "200": {
+                            "description": "Audio, or SSE when stream_format is sse",
+                            "content": {**_AUDIO_CONTENT, "text/event-stream": {}},
+                        },
                         **_errors(400, 404, 413, 422, 503),
                     },
                 }
@@ -165,7 +264,17 @@ def build_spec() -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "required": ["engine_type"],
-                                    "properties": {"engine_type": {"type": "string"}, "config": {"type": "object"}},
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "engine_type": {"type": "string", "minLength": 1},
+                                        "config": {
+                                            "type": ["object", "null"],
+                                            "description": (
+                                                "The engine's options (GET /v1/engines lists them); "
+                                                "unknown keys are refused"
+                                            ),
+                                        },
+                                    },
                                 }
                             }
                         },
@@ -190,8 +299,8 @@ def build_spec() -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["name", "audio_file"],
                                     "properties": {
-                                        "name": {"type": "string", "maxLength": 64},
-                                        "language": {"type": "string", "default": "en"},
+                                        "name": {"type": "string", "pattern": _NAME},
+                                        "language": {"type": "string", "pattern": _LANGUAGE, "default": "en"},
                                         "audio_file": {"type": "string", "format": "binary"},
                                     },
                                 }
@@ -208,9 +317,17 @@ def build_spec() -> dict[str, Any]:
             "/v1/voices/{voice_id}": {
                 "delete": {
                     "summary": "Delete a custom voice (the current voice falls back to the default)",
-                    "parameters": [_path("voice_id")],
+                    "parameters": [
+                        {
+                            "name": "voice_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "not": {"const": "create"}},
+                        }
+                    ],
                     "responses": {
                         "200": {"description": "Deleted"},
+                        "405": _json(_ERROR, "create: that path is the upload route (POST)"),
                         "409": _json(_ERROR, "A built-in voice"),
                         **_errors(404),
                     },
@@ -246,23 +363,26 @@ def build_spec() -> dict[str, Any]:
                         }
                     },
                 },
-                "GenerateRequest": {
-                    "type": "object",
-                    "required": ["text"],
-                    "additionalProperties": False,
-                    "properties": {**_SYNTHESIS_FIELDS, "timestamps": {"type": "boolean", "default": False}},
-                },
+                "GenerateRequest": _synthesis_request(
+                    max_chars, nullable_rate=True, extra={"timestamps": {"type": "boolean", "default": False}}
+                ),
                 "SpeechRequest": {
                     "type": "object",
                     "required": ["model", "input", "voice"],
                     "additionalProperties": False,
                     "properties": {
                         "model": {"type": "string", "examples": ["tts-1", "gpt-4o-mini-tts"]},
-                        "input": {"type": "string"},
-                        "voice": {"type": "string", "examples": ["alloy", "en-gb"]},
+                        "input": _text(max_chars, "What to say"),
+                        "voice": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": MAX_ID_CHARS,
+                            "pattern": r"\S",
+                            "examples": ["alloy", "en-gb"],
+                        },
                         "response_format": {"type": "string", "enum": list(FORMATS), "default": "mp3"},
                         "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
-                        "instructions": {"type": "string"},
+                        "instructions": {"type": ["string", "null"], "maxLength": 4096},
                         "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
                     },
                 },

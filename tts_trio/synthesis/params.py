@@ -2,7 +2,8 @@
 
 JSON bodies and WebSocket messages are structured by a strict cattrs
 converter (no silent ``"5"`` -> ``5`` or ``true`` -> ``1``, unknown keys are
-an error naming them); query strings are converted field by field first.
+an error naming them; an integral float such as ``9043.0`` is an integer, as
+JSON Schema says); query strings are converted field by field first.
 Every failure becomes an :class:`~tts_trio.errors.ApiError` that names the
 field, so the same bad input gets the same answer on REST, SSE and
 WebSocket.
@@ -110,13 +111,24 @@ def _from_query(name: str, value: str, field_type: Any) -> Any:
         raise InvalidParameter(f"{name}: expected true or false, got {value[:40]!r}", field=name)
     try:
         if "int" in kinds:
-            return int(value)
+            return _query_int(value)
         if "float" in kinds:
             return float(value)
     except ValueError:
         expected = "an integer" if "int" in kinds else "a number"
         raise InvalidParameter(f"{name}: expected {expected}, got {value[:40]!r}", field=name) from None
     return value
+
+
+def _query_int(value: str) -> int:
+    """An integer from a query string; ``9043.0`` counts, as it does in a JSON body (JSON Schema's rule)."""
+    try:
+        return int(value)
+    except ValueError:
+        number = float(value)
+        if not number.is_integer():
+            raise
+        return int(number)
 
 
 def clean_text(text: str) -> str:

@@ -14,10 +14,12 @@ from typing import Any
 
 import trio
 from quart import Blueprint, jsonify, request
+from quart.blueprints import BlueprintSetupState
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException
 from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
+from werkzeug.routing import BaseConverter
 
 from tts_trio.api.json_body import read_body
 from tts_trio.api.state import current_service, current_settings
@@ -25,6 +27,25 @@ from tts_trio.errors import BadRequest, BuiltinVoice, InvalidParameter
 from tts_trio.voices.reference_audio import normalize_reference
 
 blueprint = Blueprint("voices", __name__)
+
+
+class VoiceIdConverter(BaseConverter):
+    """A voice id in a path: one segment, never ``create``.
+
+    Without it ``/v1/voices/create`` also matched ``DELETE /v1/voices/<voice_id>``,
+    so ``OPTIONS`` and 405 answers advertised a ``DELETE`` there that only
+    ever answered 404. No voice can be called that: built-in ids are the
+    engine's, custom ids are ``v_`` and hex.
+    """
+
+    regex = r"(?!create$)[^/]+"
+
+
+@blueprint.record_once
+def _register_converter(state: BlueprintSetupState) -> None:
+    """Runs before the routes below are added: a blueprint's deferred setup runs in order."""
+    state.app.url_map.converters["voice_id"] = VoiceIdConverter
+
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_NAME_CHARS = 64
@@ -106,7 +127,7 @@ async def create_voice() -> Any:
     return response
 
 
-@blueprint.delete("/v1/voices/<voice_id>")
+@blueprint.delete("/v1/voices/<voice_id:voice_id>")
 async def delete_voice(voice_id: str) -> Any:
     service = current_service()
     if voice_id.lower() in service.voices:
@@ -116,7 +137,7 @@ async def delete_voice(voice_id: str) -> Any:
     return jsonify({"deleted": voice.id, "current": service.current_voice_id()})
 
 
-@blueprint.post("/v1/voices/<voice_id>/set")
+@blueprint.post("/v1/voices/<voice_id:voice_id>/set")
 async def set_voice(voice_id: str) -> Any:
     service = current_service()
     if voice_id == "default":
