@@ -15,7 +15,10 @@ import attrs
 from RealtimeTTS.engines.base_engine import BaseEngine
 
 from tests.support.live import LiveServer
-from tts_trio.engines.pool import EnginePool
+from tts_trio.engines.pool import EnginePool, PoolPolicy
+
+#: Short enough that a hung test engine fails a test in well under a second.
+TEST_POLICY = PoolPolicy(sentence_timeout=0.5, stop_grace=0.2)
 
 
 class PacedEngine(BaseEngine):  # type: ignore[misc]
@@ -28,6 +31,8 @@ class PacedEngine(BaseEngine):  # type: ignore[misc]
         self.started = threading.Event()
         self.finished = threading.Event()
         self.stop_calls = 0
+        #: Every ``set_voice_parameters`` call, in order (what a request's parameters became).
+        self.voice_parameters: list[dict[str, Any]] = []
         self.active = 0
         self.max_active = 0
         self._active_lock = threading.Lock()
@@ -37,6 +42,9 @@ class PacedEngine(BaseEngine):  # type: ignore[misc]
 
     def set_voice(self, voice: Any) -> None:
         self.voice = voice
+
+    def set_voice_parameters(self, **voice_parameters: Any) -> None:
+        self.voice_parameters.append(voice_parameters)
 
     def stop(self) -> None:
         self.stop_calls += 1
@@ -72,10 +80,21 @@ class FailingEngine(PacedEngine):
         return super().synthesize(text)
 
 
-def use_engine(server: LiveServer, pool: EnginePool) -> None:
-    """Make ``pool`` the server's current engine (as a switch would)."""
+def use_engine(server: LiveServer, pool: EnginePool, policy: PoolPolicy = TEST_POLICY) -> EnginePool:
+    """Make ``pool``'s engines the server's current engine (as a switch would), and return the pool that serves.
+
+    A pool is wired when it is built, so the engines are put in a new pool
+    with ``pool``'s name and format, built the way the service builds its own
+    (reporting to the server's metrics), under ``policy``.
+    """
     service = server.service
-    pool.sentence_timeout = 0.5
-    pool.stop_grace = 0.2
-    pool._nursery = service._nursery
-    service.engine = attrs.evolve(service.engine, pool=pool, voices={}, variants=frozenset(), default_voice=None)
+    serving = EnginePool(
+        pool.name,
+        pool.engines,
+        pool.audio_format,
+        device=pool.device,
+        policy=policy,
+        hooks=service.pool_hooks(service.metrics),
+    )
+    service.engine = attrs.evolve(service.engine, pool=serving, voices={}, variants=frozenset(), default_voice=None)
+    return serving

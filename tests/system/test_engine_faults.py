@@ -39,6 +39,9 @@ async def test_an_engine_that_raises_mid_stream(live_server: LiveServer) -> None
         ok = await http.post("/v1/tts/generate", json={"text": "A fine sentence."})
         assert ok.status_code == 200
     await eventually(lambda: live_server.service.pool.statistics().in_use == 0)
+    # The pool reports to the server's metrics because it was built with the service's hooks.
+    errors = live_server.service.metrics.registry.get_sample_value("tts_engine_errors_total", {"engine": "failing"})
+    assert errors == 3  # one failed sentence each over SSE, REST and WebSocket
 
 
 async def test_a_hung_engine_ends_the_stream_and_fails_readiness_until_it_recovers(live_server: LiveServer) -> None:

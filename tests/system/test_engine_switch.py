@@ -9,7 +9,11 @@ import httpx
 import trio
 import trio.lowlevel
 
+from tests.support.engines import PacedEngine, use_engine
 from tests.support.live import PARAGRAPH, LiveServer, eventually
+from tts_trio.audio.formats import AudioFormat
+from tts_trio.engines.pool import EnginePool
+from tts_trio.synthesis.params import GenerateParams
 
 LONG_TEXT = " ".join([PARAGRAPH] * 15)
 ORIGINAL_FIELDS = {"loaded", "current", "supported"}
@@ -89,3 +93,25 @@ async def test_switch_keeps_running_streams_on_the_old_engine(live_server: LiveS
         chunks = [json.loads(line[5:])["chunk"] for line in response.text.splitlines() if '"chunk"' in line]
         assert chunks and all(base64.b64decode(chunk) for chunk in chunks)
     await trio.lowlevel.checkpoint()
+
+
+async def test_temperature_reaches_only_engines_that_take_it(live_server: LiveServer) -> None:
+    service = live_server.service
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=30) as http:
+        engines = {engine["name"]: engine for engine in (await http.get("/v1/engines")).json()["engines"]}
+        system = engines["system"]["capabilities"]["temperature"]
+        assert (system["used"], system["parameter"]) == (False, None)
+        assert system["note"].startswith("ignored: ") and "espeak-ng" in system["note"]
+        chatterbox = engines["chatterbox"]["capabilities"]["temperature"]
+        assert (chatterbox["used"], chatterbox["parameter"]) == (True, "temperature")
+        # espeak-ng gets its rate, never a temperature.
+        job = service.job(GenerateParams(text="Hello.", temperature=1.3, speed=1.0))
+        assert set(job.voice_parameters) == {"rate"}
+        assert (await http.post("/v1/tts/generate", json={"text": "Hello.", "temperature": 1.3})).status_code == 200
+        # A test engine in Chatterbox's place receives each request's value with each sentence.
+        engine = PacedEngine(chunks=1, interval=0.001)
+        use_engine(live_server, EnginePool("chatterbox", [engine], AudioFormat(16000)))
+        for temperature in (1.3, 0.2):
+            body = {"text": "Warm words. More of them.", "temperature": temperature}
+            assert (await http.post("/v1/tts/generate", json=body)).status_code == 200
+    assert engine.voice_parameters == [{"temperature": 1.3}] * 2 + [{"temperature": 0.2}] * 2

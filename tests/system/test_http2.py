@@ -46,7 +46,7 @@ from tests.support.live import PARAGRAPH, LiveServer, eventually, start_live_ser
 from tests.support.sse import parse_events
 from tts_trio.api.app import create_app
 from tts_trio.audio.formats import AudioFormat
-from tts_trio.engines.pool import EnginePool
+from tts_trio.engines.pool import EnginePool, PoolPolicy
 from tts_trio.server.launch import hypercorn_config
 from tts_trio.settings import Settings
 
@@ -241,9 +241,13 @@ class GatedEngine(PacedEngine):
 async def install_engines(server: LiveServer, engines: Sequence[PacedEngine]) -> EnginePool:
     """Make a pool of test engines the server's current engine, and shut espeak-ng down."""
     service = server.service
-    pool = EnginePool("test", list(engines), AudioFormat(16000))
-    pool.stop_grace = 5.0
-    pool._nursery = service._nursery
+    pool = EnginePool(
+        "test",
+        list(engines),
+        AudioFormat(16000),
+        policy=PoolPolicy(stop_grace=5.0),
+        hooks=service.pool_hooks(service.metrics),
+    )
     previous = service.pool
     service.engine = attrs.evolve(service.engine, pool=pool, voices={}, variants=frozenset(), default_voice=None)
     await previous.aclose()

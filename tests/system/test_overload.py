@@ -10,12 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import trio.testing
 from trio_websocket import open_websocket_url
 
 from tests.support.live import PARAGRAPH, LiveServer, eventually, start_live_server
 from tts_trio.errors import Overloaded
 from tts_trio.settings import Settings
 from tts_trio.synthesis.admission import Admission
+from tts_trio.synthesis.drain import Shutdown
 
 LONG_TEXT = " ".join([PARAGRAPH] * 30)  # under the 20,000-character limit
 
@@ -76,7 +78,7 @@ async def test_busy_server_queues_then_refuses_with_retry_after(tight: LiveServe
 
 
 async def test_a_place_bound_to_a_body_that_never_runs_is_released() -> None:
-    admission = Admission(1, 0, 0.1)
+    admission = Admission(1, 0, 0.1, Shutdown())
     place = await admission.acquire()
 
     async def body() -> AsyncIterator[bytes]:
@@ -88,5 +90,7 @@ async def test_a_place_bound_to_a_body_that_never_runs_is_released() -> None:
         await admission.acquire()
     del generator
     gc.collect()
+    # The finalizer hands the release to the Trio thread; it has run once every task is idle.
+    await trio.testing.wait_all_tasks_blocked()
     assert admission.running == 0
     (await admission.acquire()).release()

@@ -17,19 +17,24 @@ import trio
 from tts_trio.engines.catalog import (
     CATALOG,
     EngineConfig,
+    TemperatureUse,
     catalog_entry,
     parse_config,
 )
+from tts_trio.engines.contract import Engine, ListsVoices, Startable
 from tts_trio.engines.espeak import DEFAULT_VOICE, espeak_speed_parameters
 from tts_trio.engines.formats import output_format
 from tts_trio.engines.hardware import Device
-from tts_trio.engines.pool import EnginePool
+from tts_trio.engines.pool import NO_HOOKS, EnginePool, PoolHooks, PoolPolicy
 from tts_trio.errors import EngineLoadError, InvalidParameter
 from tts_trio.settings import Settings
 
 __all__ = [
     "CATALOG",
+    "Engine",
     "LoadedEngine",
+    "PoolHooks",
+    "PoolPolicy",
     "Voice",
     "catalog_entry",
     "cloning_engines",
@@ -67,9 +72,24 @@ class LoadedEngine:
     def name(self) -> str:
         return self.pool.name
 
+    @property
+    def temperature(self) -> TemperatureUse | None:
+        """What a request's temperature does here (``None`` for a pool outside the catalog, e.g. in tests)."""
+        entry = CATALOG.get(self.name)
+        return entry.capabilities.temperature if entry else None
+
     def speed_parameters(self, speed: float) -> dict[str, Any]:
         make = SPEED_PARAMETERS.get(self.name)
         return make(speed) if make else {}
+
+    def voice_parameters(self, *, speed: float, temperature: float) -> dict[str, Any]:
+        """The engine's voice parameters for a request: only the ones this engine takes.
+
+        Engines that take no temperature never see one: some (Piper) raise
+        on any voice parameter they do not know.
+        """
+        use = self.temperature
+        return {**self.speed_parameters(speed), **(use.voice_parameters(temperature) if use else {})}
 
 
 def cloning_engines() -> list[str]:
@@ -78,21 +98,30 @@ def cloning_engines() -> list[str]:
 
 
 async def open_engine(
-    settings: Settings, device: Device, name: str | None = None, config: dict[str, Any] | None = None
+    settings: Settings,
+    device: Device,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    *,
+    hooks: PoolHooks = NO_HOOKS,
 ) -> LoadedEngine:
-    """Start ``name`` (default: the configured engine) with ``config``; raise a clear 4xx/503 if it cannot."""
+    """Start ``name`` (default: the configured engine) with ``config``; raise a clear 4xx/503 if it cannot.
+
+    The pool's policy comes from ``settings``; ``hooks`` is how the pool reports
+    to its owner (the service passes its metrics; a bare pool reports nothing).
+    """
     entry = catalog_entry(name or settings.engine)
     parsed = parse_config(entry.name, config if config is not None else {}, settings=settings)
     availability = await trio.to_thread.run_sync(entry.availability, settings, parsed)
     if not availability.available:
         raise EngineLoadError(f"engine {entry.name!r} is not available here: {availability.reason}", engine=entry.name)
     slots = parsed.slots or settings.slots or entry.default_slots(device)
-    engines: list[Any] = [None] * slots
+    engines: list[Engine | None] = [None] * slots
 
     async def start(index: int) -> None:
-        def build() -> Any:
+        def build() -> Engine:
             engine = entry.create(parsed, settings)
-            if hasattr(engine, "start"):
+            if isinstance(engine, Startable):
                 engine.start()
             return engine
 
@@ -109,18 +138,28 @@ async def open_engine(
                 if engine is not None:
                     await trio.to_thread.run_sync(engine.shutdown)
         raise
-    fmt, converter = output_format(engines[0].get_stream_info())
-    pool = EnginePool(entry.name, engines, fmt, device.kind if entry.capabilities.gpu != "no" else "cpu", converter)
+    started = [engine for engine in engines if engine is not None]
+    first = started[0]
+    fmt, converter = output_format(first.get_stream_info())
+    pool = EnginePool(
+        entry.name,
+        started,
+        fmt,
+        device=device.kind if entry.capabilities.gpu != "no" else "cpu",
+        converter=converter,
+        policy=PoolPolicy.from_settings(settings),
+        hooks=hooks,
+    )
     voices: dict[str, Voice] = {}
     variants: frozenset[str] = frozenset()
-    if entry.name == "system":
+    if entry.name == "system" and isinstance(first, ListsVoices):
         voices = {
             str(item["id"]).lower(): Voice(
                 id=str(item["id"]), name=str(item["name"]), language=str(item["id"]), gender=str(item.get("gender"))
             )
-            for item in engines[0].get_voices()
+            for item in first.get_voices()
         }
-        variants = frozenset(engines[0].get_variants())
+        variants = frozenset(first.get_variants())
     default_voice = getattr(parsed, "voice", None) or (DEFAULT_VOICE if entry.name == "system" else None)
     if voices and default_voice is not None and default_voice.partition("+")[0].lower() not in voices:
         await pool.aclose()

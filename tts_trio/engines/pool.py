@@ -16,6 +16,12 @@ honest:
   channel while there is room; what does not fit is kept for that one
   sentence and sent after the slot is released, so a slow reader slows its
   own stream and never holds a slot.
+
+Everything a pool needs from its owner (:class:`PoolPolicy`, :class:`PoolHooks`)
+is given when it is built, never written into it afterwards: a wire that is
+missed cannot silently switch a timeout or a metric off. An instance that
+ignores ``stop()`` is put back by its own thread's last act (a callback on
+the Trio thread), so no background task or borrowed nursery is needed for it.
 """
 
 from __future__ import annotations
@@ -25,16 +31,56 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
 from tts_trio.audio.formats import AudioChunk, AudioFormat, WordTiming
+from tts_trio.engines.contract import Engine
 from tts_trio.engines.formats import Converter, Passthrough
 from tts_trio.errors import EngineTimeout, EngineUnavailable, SynthesisFailed
 
+if TYPE_CHECKING:
+    from tts_trio.settings import Settings
+
 log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class PoolPolicy:
+    """How long the pool waits for an engine."""
+
+    #: Longest a sentence may take (and longest a sentence waits for a slot).
+    sentence_timeout: float = math.inf
+    #: How long a stopped engine gets to end its thread before its instance is taken out of service.
+    stop_grace: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PoolPolicy:
+        return cls(sentence_timeout=settings.sentence_timeout)
+
+
+def _ignore_sentence(engine: str, seconds: float) -> None:
+    """A bare pool (tests, tools) records nothing."""
+
+
+def _ignore_failure(engine: str) -> None:
+    """A bare pool (tests, tools) records nothing."""
+
+
+@attrs.frozen(kw_only=True)
+class PoolHooks:
+    """What a pool tells its owner, each call naming the engine (the service feeds metrics from these)."""
+
+    #: Engine time of one sentence that completed.
+    on_sentence: Callable[[str, float], None] = _ignore_sentence
+    #: One sentence the engine failed on (an error or a timeout).
+    on_failure: Callable[[str], None] = _ignore_failure
+
+
+#: Hooks of a pool that reports to nobody (tests, tools); the service always passes its own.
+NO_HOOKS = PoolHooks()
 
 
 @attrs.frozen
@@ -79,10 +125,13 @@ class EnginePool:
     def __init__(
         self,
         name: str,
-        engines: Sequence[Any],
+        engines: Sequence[Engine],
         audio_format: AudioFormat,
         device: str = "cpu",
         converter: Callable[[], Converter] | None = None,
+        *,
+        policy: PoolPolicy = PoolPolicy(),
+        hooks: PoolHooks = NO_HOOKS,
     ) -> None:
         if not engines:
             raise ValueError("an engine pool needs at least one engine instance")
@@ -94,17 +143,16 @@ class EnginePool:
         self._limiter = trio.CapacityLimiter(len(engines))
         #: Makes a per-sentence converter from the engine's output to 16-bit PCM.
         self._converter: Callable[[], Converter] = converter or Passthrough
-        #: Longest a sentence may take, and how long a stopped engine gets to end its thread.
-        self.sentence_timeout = math.inf
-        self.stop_grace = 10.0
+        self._policy = policy
+        self._hooks = hooks
         self._timed_out = False
         self._stuck = 0
-        #: Where instances that ignored stop() are watched until they come back (set by the service).
-        self._nursery: trio.Nursery | None = None
-        #: Told the engine time of each sentence and each failure (metrics); set by the service.
-        self.on_sentence: Callable[[float], None] = lambda seconds: None
-        self.on_failure: Callable[[], None] = lambda: None
         self._closed = False
+
+    @property
+    def policy(self) -> PoolPolicy:
+        """Fixed when the pool is built."""
+        return self._policy
 
     @property
     def accepting(self) -> bool:
@@ -112,7 +160,7 @@ class EnginePool:
         return not self._closed
 
     @property
-    def engines(self) -> tuple[Any, ...]:
+    def engines(self) -> tuple[Engine, ...]:
         return self._engines
 
     def statistics(self) -> SlotStatistics:
@@ -137,7 +185,7 @@ class EnginePool:
             raise EngineUnavailable("the engine is shutting down")
         if not self._idle and self._limiter.total_tokens == 0:
             raise EngineUnavailable("every engine instance is stuck; see /ready and the server log")
-        with trio.move_on_after(self.sentence_timeout) as waiting:
+        with trio.move_on_after(self._policy.sentence_timeout) as waiting:
             await self._limiter.acquire()
         if waiting.cancelled_caught:
             raise EngineUnavailable("no engine slot came free in time; the engine may be stuck (see /ready)")
@@ -146,21 +194,23 @@ class EnginePool:
             started = trio.current_time()
             stuck: list[bool] = []
             try:
-                with trio.move_on_after(self.sentence_timeout) as deadline:
+                with trio.move_on_after(self._policy.sentence_timeout) as deadline:
                     result, overflow = await self._run(
                         engine, text, sentence, voice, voice_parameters or {}, send, stuck
                     )
                 if deadline.cancelled_caught:
                     self._timed_out = True
-                    raise EngineTimeout(f"the engine did not finish a sentence within {self.sentence_timeout:g} s")
+                    raise EngineTimeout(
+                        f"the engine did not finish a sentence within {self._policy.sentence_timeout:g} s"
+                    )
             except SynthesisFailed:
-                self.on_failure()
+                self._hooks.on_failure(self.name)
                 raise
             finally:
                 if not stuck:
                     self._idle.append(engine)
             self._timed_out = False
-            self.on_sentence(trio.current_time() - started)
+            self._hooks.on_sentence(self.name, trio.current_time() - started)
         finally:
             self._limiter.release()
         for chunk in overflow:
@@ -169,7 +219,7 @@ class EnginePool:
 
     async def _run(
         self,
-        engine: Any,
+        engine: Engine,
         text: str,
         sentence: int,
         voice: str | None,
@@ -228,6 +278,13 @@ class EnginePool:
         thread_done = trio.Event()
         state = threading.Lock()
         engine_started = False
+        quarantined = False
+
+        def thread_ended() -> None:
+            # On the Trio thread, so it cannot interleave with the quarantine decision below.
+            thread_done.set()
+            if quarantined:
+                self._restore(engine)
 
         def guarded() -> bool:
             nonlocal engine_started
@@ -239,7 +296,7 @@ class EnginePool:
                 return work()
             finally:
                 with contextlib.suppress(trio.RunFinishedError):
-                    token.run_sync_soon(thread_done.set)
+                    token.run_sync_soon(thread_ended)
 
         try:
             completed = await trio.to_thread.run_sync(guarded, abandon_on_cancel=True)
@@ -252,14 +309,15 @@ class EnginePool:
                 must_wait = engine_started
             if must_wait:
                 engine.stop()
-                with trio.CancelScope(shield=True), trio.move_on_after(self.stop_grace):
+                with trio.CancelScope(shield=True), trio.move_on_after(self._policy.stop_grace):
                     await thread_done.wait()
                 if not thread_done.is_set():
                     # The engine ignores stop() and cannot be killed from here:
                     # take the instance (and its slot) out of service until its
                     # thread ends, rather than blocking this stream forever.
                     stuck.append(True)
-                    self._quarantine(engine, thread_done)
+                    quarantined = True
+                    self._quarantine()
             raise
         except _ConsumerGone:
             raise trio.BrokenResourceError("the stream's receiver has gone") from None
@@ -273,23 +331,18 @@ class EnginePool:
         """False after a sentence timed out (until one succeeds) or while every instance is stuck."""
         return not self._timed_out and self._limiter.total_tokens > 0
 
-    def _quarantine(self, engine: Any, thread_done: trio.Event) -> None:
+    def _quarantine(self) -> None:
+        """Take a stuck instance's slot out of service; :meth:`_restore` gives it back."""
         log.error("engine %s ignored stop(); its instance is out of service until its thread ends", self.name)
         self._limiter.total_tokens = max(0, int(self._limiter.total_tokens) - 1)
         self._stuck += 1
 
-        async def restore() -> None:
-            try:
-                await thread_done.wait()
-                self._idle.append(engine)
-                self._stuck -= 1
-                self._limiter.total_tokens = int(self._limiter.total_tokens) + 1
-                log.info("engine %s instance is back in service", self.name)
-            except Exception:
-                log.exception("could not put engine %s instance back in service", self.name)
-
-        if self._nursery is not None:
-            self._nursery.start_soon(restore)
+    def _restore(self, engine: Engine) -> None:
+        """Put a quarantined instance back once its thread has ended (called on the Trio thread)."""
+        self._idle.append(engine)
+        self._stuck -= 1
+        self._limiter.total_tokens = int(self._limiter.total_tokens) + 1
+        log.info("engine %s instance is back in service", self.name)
 
     async def aclose(self) -> None:
         """Refuse new work, stop running work, and shut every instance down."""
@@ -298,7 +351,7 @@ class EnginePool:
             engine.stop()
         # Wait (a bounded time) for running sentences to give their slots back,
         # then shut down every instance that is idle; a stuck one is left to exit with the process.
-        with trio.move_on_after(self.stop_grace):
+        with trio.move_on_after(self._policy.stop_grace):
             async with trio.open_nursery() as nursery:
                 for _ in range(int(self._limiter.total_tokens)):
                     nursery.start_soon(self._limiter.acquire)

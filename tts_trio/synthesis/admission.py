@@ -12,11 +12,13 @@ overloaded server answers quickly instead of piling up work it cannot finish.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import trio
 
 from tts_trio.errors import Overloaded
@@ -24,30 +26,85 @@ from tts_trio.synthesis.drain import Shutdown
 
 
 class Place:
-    """One admitted stream; :meth:`release` is idempotent and safe to call from a finalizer."""
+    """One admitted stream; :meth:`release` is idempotent.
+
+    A place can be bound to a response body that may never run (a client that
+    leaves before the body starts): the garbage collector then gives it back.
+    Finalizers run on whichever thread happens to drop the last reference or
+    to run the collector, and Trio's primitives belong to the Trio thread, so
+    the finalizer only *schedules* the release there, through the run's token.
+    """
 
     def __init__(self, admission: Admission) -> None:
         self._admission: Admission | None = admission
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def released(self) -> bool:
+        return self._admission is None
 
     def release(self) -> None:
+        """Give the place back (on the Trio thread); later calls do nothing."""
         admission, self._admission = self._admission, None
         if admission is not None:
-            admission._limiter.release_on_behalf_of(self)
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            admission._give_back(self)
 
     def bind(self, owner: Any) -> None:
         """Release when ``owner`` (a response body that may never run) is garbage collected."""
-        weakref.finalize(owner, self.release)
+        token = trio.lowlevel.current_trio_token()
+        self._finalizer = weakref.finalize(owner, _release_soon, token, self)
+
+
+def _release_soon(token: trio.lowlevel.TrioToken, place: Place) -> None:
+    """A finalizer, on any thread: hand the release to the Trio thread (nothing to do once the run has ended)."""
+    with contextlib.suppress(trio.RunFinishedError):
+        token.run_sync_soon(place.release)
+
+
+@attrs.frozen
+class AdmissionStatistics:
+    """A snapshot of admission, for ``/health``, metrics and tests."""
+
+    max_streams: int
+    running: int
+    waiting: int
+    max_queue: int
+
+
+def _ignore_wait(seconds: float) -> None:
+    """Default observer: nothing records waits."""
+
+
+def _ignore_refusal() -> None:
+    """Default observer: nothing records refusals."""
 
 
 class Admission:
-    def __init__(self, max_streams: int, max_queue: int, max_wait: float, shutdown: Shutdown | None = None) -> None:
+    """A place per stream, a bounded queue, a bounded wait; refused with :class:`Overloaded` beyond that.
+
+    ``shutdown`` is required: it is what refuses new and waiting requests once
+    the server drains. The observers report to metrics and are fixed here.
+    """
+
+    def __init__(
+        self,
+        max_streams: int,
+        max_queue: int,
+        max_wait: float,
+        shutdown: Shutdown,
+        *,
+        on_wait: Callable[[float], None] = _ignore_wait,
+        on_refuse: Callable[[], None] = _ignore_refusal,
+    ) -> None:
         self._limiter = trio.CapacityLimiter(max_streams)
-        self.shutdown = shutdown or Shutdown()
+        self.shutdown = shutdown
         self.max_queue = max_queue
         self.max_wait = max_wait
         #: Observers for metrics (seconds waited; a refusal).
-        self.on_wait: Callable[[float], None] = lambda seconds: None
-        self.on_refuse: Callable[[], None] = lambda: None
+        self._on_wait = on_wait
+        self._on_refuse = on_refuse
 
     @property
     def waiting(self) -> int:
@@ -57,11 +114,21 @@ class Admission:
     def running(self) -> int:
         return int(self._limiter.borrowed_tokens)
 
+    def statistics(self) -> AdmissionStatistics:
+        return AdmissionStatistics(
+            max_streams=int(self._limiter.total_tokens),
+            running=self.running,
+            waiting=self.waiting,
+            max_queue=self.max_queue,
+        )
+
+    def _give_back(self, place: Place) -> None:
+        self._limiter.release_on_behalf_of(place)
+
     def _refuse(self, why: str) -> Overloaded:
-        self.on_refuse()
+        self._on_refuse()
         retry = max(1, math.ceil(min(self.max_wait, 5.0)))
-        error = Overloaded(f"the server is busy ({why}); retry in {retry} s", retry_after=retry)
-        return error
+        return Overloaded(f"the server is busy ({why}); retry in {retry} s", retry_after=retry)
 
     async def acquire(self) -> Place:
         """Wait for a place (bounded queue, bounded wait) or raise :class:`Overloaded`.
@@ -81,7 +148,7 @@ class Admission:
         started = trio.current_time()
         with self.shutdown.wait(), trio.move_on_after(self.max_wait):
             await self._limiter.acquire_on_behalf_of(place)
-            self.on_wait(trio.current_time() - started)
+            self._on_wait(trio.current_time() - started)
             return place
         self.shutdown.check()
         raise self._refuse(f"no stream place came free within {self.max_wait:g} s")

@@ -8,6 +8,10 @@ Each job carries the pool it was resolved against, so a stream that started
 before a switch finishes on the old engine; the old engine is shut down when
 its last stream ends. A switch that fails to load leaves the old engine
 current.
+
+Wiring is by construction: the service is built with its nursery, metrics
+and drain state (none is optional), and hands what the pool and admission
+need to them when they are built, so no collaborator can be left unwired.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from tts_trio import __version__
 from tts_trio.audio.encoding import EncodingChoice, choose_encoding
 from tts_trio.engines import LoadedEngine, cloning_engines, open_engine
 from tts_trio.engines.hardware import Device, detect_device
-from tts_trio.engines.pool import EnginePool
+from tts_trio.engines.pool import EnginePool, PoolHooks
 from tts_trio.errors import VoiceNotFound, VoiceNotSupported
 from tts_trio.observability import Metrics
 from tts_trio.settings import Settings
@@ -46,14 +50,17 @@ class TtsService:
         engine: LoadedEngine,
         store: VoiceStore,
         device: Device,
-        metrics: Metrics | None = None,
-        shutdown: Shutdown | None = None,
+        *,
+        metrics: Metrics,
+        shutdown: Shutdown,
+        nursery: trio.Nursery,
     ) -> None:
         self.settings = settings
         #: Set off by the server's shutdown trigger (see :mod:`tts_trio.synthesis.drain`).
-        self.shutdown = shutdown or Shutdown()
-        self._nursery: trio.Nursery | None = None
-        self.metrics = metrics or Metrics()
+        self.shutdown = shutdown
+        #: Where retired engines wait for their last stream before they are closed.
+        self._nursery = nursery
+        self.metrics = metrics
         self.engine = engine
         self.store = store
         self.device = device
@@ -62,11 +69,15 @@ class TtsService:
         #: One switch at a time.
         self.switch_lock = trio.Lock()
         self.active_streams = 0
-        self.admission = Admission(settings.max_streams, settings.max_queue, settings.max_queue_wait, self.shutdown)
-        self.admission.on_wait = self.metrics.queue_wait.observe
-        self.admission.on_refuse = self.metrics.refused.inc
+        self.admission = Admission(
+            settings.max_streams,
+            settings.max_queue,
+            settings.max_queue_wait,
+            shutdown,
+            on_wait=metrics.queue_wait.observe,
+            on_refuse=metrics.refused.inc,
+        )
         self.shutdown.on_cut = lambda: self.stream_cancelled("shutdown")
-        self._observe(engine.pool)
         self.metrics.watch(
             active=lambda: self.active_streams,
             slots_in_use=lambda: self.pool.statistics().in_use,
@@ -77,11 +88,13 @@ class TtsService:
         self._streams_per_pool: dict[EnginePool, int] = {}
         self._retired: list[EnginePool] = []
 
-    def _observe(self, pool: EnginePool) -> None:
-        pool.sentence_timeout = self.settings.sentence_timeout
-        pool._nursery = self._nursery
-        pool.on_sentence = self.metrics.synthesis.labels(pool.name).observe
-        pool.on_failure = self.metrics.engine_errors.labels(pool.name).inc
+    @staticmethod
+    def pool_hooks(metrics: Metrics) -> PoolHooks:
+        """How every engine pool this service opens reports to ``metrics``."""
+        return PoolHooks(
+            on_sentence=lambda engine, seconds: metrics.synthesis.labels(engine).observe(seconds),
+            on_failure=lambda engine: metrics.engine_errors.labels(engine).inc(),
+        )
 
     def stream_finished(self, metrics: StreamMetrics, protocol: str) -> None:
         """Record a stream that ended normally (time to first audio)."""
@@ -92,20 +105,13 @@ class TtsService:
         self.metrics.cancellations.labels(cause).inc()
 
     @classmethod
-    async def open(
-        cls,
-        settings: Settings,
-        nursery: trio.Nursery | None = None,
-        metrics: Metrics | None = None,
-        shutdown: Shutdown | None = None,
-    ) -> TtsService:
+    async def open(cls, settings: Settings, nursery: trio.Nursery, metrics: Metrics, shutdown: Shutdown) -> TtsService:
+        """Open the voice store and the configured engine, and build the service around them."""
         store = VoiceStore(settings.voices_path)
         await trio.to_thread.run_sync(store.open)
         device = await trio.to_thread.run_sync(detect_device)
-        service = cls(settings, await open_engine(settings, device), store, device, metrics, shutdown)
-        service._nursery = nursery
-        service.pool._nursery = nursery
-        return service
+        engine = await open_engine(settings, device, hooks=cls.pool_hooks(metrics))
+        return cls(settings, engine, store, device, metrics=metrics, shutdown=shutdown, nursery=nursery)
 
     async def aclose(self) -> None:
         for pool in [self.engine.pool, *self._retired]:
@@ -131,8 +137,7 @@ class TtsService:
     async def switch(self, name: str, config: dict[str, Any] | None) -> LoadedEngine:
         """Load ``name`` off the event loop and make it current; on failure the old one stays."""
         async with self.switch_lock:
-            loaded = await open_engine(self.settings, self.device, name, config)
-            self._observe(loaded.pool)
+            loaded = await open_engine(self.settings, self.device, name, config, hooks=self.pool_hooks(self.metrics))
             old, self.engine = self.engine, loaded
             log.info("switched engine from %s to %s", old.name, loaded.name)
             self._retire(old.pool)
@@ -162,8 +167,7 @@ class TtsService:
             except Exception:
                 log.exception("closing the previous engine failed")
 
-        if self._nursery is not None:
-            self._nursery.start_soon(reap)
+        self._nursery.start_soon(reap)
 
     def loaded_names(self) -> set[str]:
         return {self.engine.name, *(pool.name for pool in self._retired)}
@@ -218,8 +222,9 @@ class TtsService:
             voice=self.resolve_voice(params.voice_id),
             max_sentence_chars=self.settings.max_sentence_chars,
             shutdown=self.shutdown,
-            # Always set: engine instances are shared, so nothing may carry over.
-            voice_parameters=engine.speed_parameters(params.speed),
+            # Always set: engine instances are shared, so nothing may carry over. Only the
+            # parameters this engine takes (the catalog says which; temperature is ignored by most).
+            voice_parameters=engine.voice_parameters(speed=params.speed, temperature=params.temperature),
         )
 
     def encoding(self, params: GenerateParams, job: SynthesisJob) -> EncodingChoice:

@@ -37,8 +37,11 @@ from tts_trio.engines.catalog import (
     SystemConfig,
     UnknownEngine,
     catalog_entry,
+    cloud,
     huggingface_cache,
+    local_models,
     parse_config,
+    probes,
 )
 from tts_trio.engines.hardware import Device
 from tts_trio.errors import ApiError, InvalidParameter
@@ -114,7 +117,9 @@ def test_capabilities_and_availability_serialize() -> None:
         "sample_rate": 24000,
         "gpu": "optional",
         "network": False,
+        "temperature": {"used": False, "parameter": None, "note": caps["temperature"]["note"]},
     }
+    assert caps["temperature"]["note"].startswith("ignored: ")
     assert CATALOG["coqui"].capabilities.cloning and CATALOG["chatterbox"].capabilities.cloning
     assert CATALOG["edge"].capabilities.network and not CATALOG["piper"].capabilities.network
     assert catalog.Availability(False, "why").to_dict() == {"available": False, "reason": "why"}
@@ -150,7 +155,7 @@ def test_missing_packages_give_the_pip_extra(name: str, tmp_path: Path) -> None:
 def test_this_machines_packages_are_reported_honestly(name: str) -> None:
     entry = CATALOG[name]
     availability = entry.availability(KEYED)
-    missing = [module for module in entry.modules if not catalog._installed(module, importlib.util.find_spec)]
+    missing = [module for module in entry.modules if not probes.installed(module, importlib.util.find_spec)]
     if missing:
         assert availability.reason is not None and entry.install is not None
         assert entry.install in availability.reason
@@ -177,7 +182,7 @@ def test_every_engine_is_available_when_everything_is_in_place(tmp_path: Path) -
     cache = tmp_path / "hf"
     hf_snapshot(cache, "hexgrad/Kokoro-82M", "config.json", "kokoro-v1_0.pth", "voices/af_heart.pt")
     hf_snapshot(cache, "ResembleAI/chatterbox-turbo", "ve.safetensors", "t3_turbo_v1.safetensors")
-    for name in catalog.COQUI_XTTS_FILES:
+    for name in local_models.COQUI_XTTS_FILES:
         touch(tmp_path / "xtts" / "v2.0.2" / name)
     model = touch(tmp_path / "en_US-lessac-medium.onnx")
     touch(tmp_path / "en_US-lessac-medium.onnx.json")
@@ -379,13 +384,13 @@ def fake_modules(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, types.Mo
     for name in set(sys.modules) - before:
         if name.startswith("RealtimeTTS.engines."):
             del sys.modules[name]
-    catalog._openai_pcm_engine.cache_clear()
-    catalog._gtts_pcm_engine.cache_clear()
+    cloud.openai_pcm_engine.cache_clear()
+    cloud.gtts_pcm_engine.cache_clear()
 
 
 def _skip_if_installed(*modules: str) -> None:
     for module in modules:
-        if catalog._installed(module, importlib.util.find_spec):
+        if probes.installed(module, importlib.util.find_spec):
             pytest.skip(f"{module} is installed here")
 
 
@@ -450,7 +455,7 @@ def test_create_elevenlabs_passes_the_key_and_voice_id(fake_modules: dict[str, A
 
 def test_create_openai_asks_for_pcm_at_its_true_rate(fake_modules: dict[str, Any]) -> None:
     _skip_if_installed("pyaudio")
-    if not catalog._installed("openai", importlib.util.find_spec):
+    if not probes.installed("openai", importlib.util.find_spec):
         pytest.skip("openai is not installed")
     engine = CATALOG["openai"].create(OpenAIConfig(voice="coral"), KEYED)
     assert engine.get_stream_info() == (8, 1, 24000)
@@ -508,7 +513,7 @@ def test_create_chatterbox_uses_the_detected_device(
 
     fake_modules["__add__"]("chatterbox")
     fake_modules["__add__"]("chatterbox.tts_turbo", ChatterboxTurboTTS=ChatterboxTurboTTS)
-    monkeypatch.setattr(catalog, "detect_device", lambda: Device("cuda", 1, ("L4",)))
+    monkeypatch.setattr(local_models, "detect_device", lambda: Device("cuda", 1, ("L4",)))
     engine = CATALOG["chatterbox"].create(ChatterboxConfig(), KEYED)
     CATALOG["chatterbox"].create(ChatterboxConfig(device="cpu", model_path="/ckpt"), KEYED)
     assert loaded == [("pretrained", "cuda"), ("/ckpt", "cpu")]
@@ -544,3 +549,39 @@ def test_configs_are_frozen_attrs_with_slots() -> None:
         fields = attrs.fields_dict(entry.config_class)
         assert fields["slots"].default is None
         assert entry.config_class.__attrs_attrs__ is not None  # type: ignore[attr-defined]
+
+
+# -- temperature ----------------------------------------------------------------------------------
+
+
+def test_every_engine_says_what_a_requests_temperature_does() -> None:
+    for name, entry in CATALOG.items():
+        use = entry.capabilities.temperature
+        described = entry.describe(PLAIN)["capabilities"]["temperature"]
+        assert described == {"used": use.used, "parameter": use.parameter, "note": use.note}, name
+        assert use.note, name
+        if not use.used:
+            assert use.note.startswith("ignored: "), name
+            assert use.voice_parameters(1.2) == {}, name
+    # espeak-ng has nothing to sample: the value never reaches it.
+    system = CATALOG["system"].describe(PLAIN)["capabilities"]["temperature"]
+    assert system["used"] is False and "espeak-ng" in system["note"]
+    # Chatterbox samples, and takes it per sentence through set_voice_parameters.
+    assert CATALOG["chatterbox"].capabilities.temperature.voice_parameters(1.2) == {"temperature": 1.2}
+    assert [name for name, entry in CATALOG.items() if entry.capabilities.temperature.used] == ["chatterbox"]
+
+
+def test_coqui_takes_its_temperature_when_it_starts(fake_modules: dict[str, Any]) -> None:
+    assert parse_config("coqui", {"temperature": 0.5}, settings=PLAIN) == CoquiConfig(temperature=0.5)
+    with pytest.raises(InvalidParameter, match=r"config\.temperature: must be between"):
+        parse_config("coqui", {"temperature": 3}, settings=PLAIN)
+    seen: dict[str, Any] = {}
+
+    class CoquiEngine:
+        def __init__(self, **kwargs: Any) -> None:
+            seen.update(kwargs)
+
+    fake_modules["__add__"]("RealtimeTTS.engines.coqui_engine", CoquiEngine=CoquiEngine)
+    CATALOG["coqui"].create(CoquiConfig(temperature=0.5), PLAIN)
+    assert seen["temperature"] == 0.5
+    assert "config.temperature" in CATALOG["coqui"].capabilities.temperature.note

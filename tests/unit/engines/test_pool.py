@@ -9,8 +9,9 @@ import trio
 import trio.testing
 
 from tests.support.engines import FailingEngine, PacedEngine
+from tests.support.live import eventually
 from tts_trio.audio.formats import AudioChunk, AudioFormat
-from tts_trio.engines.pool import EnginePool
+from tts_trio.engines.pool import EnginePool, PoolHooks, PoolPolicy
 from tts_trio.errors import SynthesisFailed
 
 FMT = AudioFormat(sample_rate=16000)
@@ -152,24 +153,44 @@ async def test_pool_cancel_before_the_engine_thread_starts_does_not_hang() -> No
 async def test_pool_sentence_deadline_ends_a_hung_engine_and_marks_it_unhealthy() -> None:
     hung = PacedEngine(chunks=1, interval=2.0, honour_stop=False)  # ignores stop() for 2 s
     healthy = PacedEngine(chunks=1, interval=0.001)
-    pool = EnginePool("paced", [healthy, hung], FMT)  # the idle list is a stack: hung goes first
-    pool.sentence_timeout = 0.2
-    pool.stop_grace = 0.1
-    async with trio.open_nursery() as nursery:
-        pool._nursery = nursery
-        send, _receive = trio.open_memory_channel[AudioChunk](100)
-        with pytest.raises(SynthesisFailed) as info:
-            with trio.fail_after(2):
-                await pool.synthesize("this one hangs", sentence=0, voice="v", send=send)
-        assert info.value.code == "engine_timeout"
-        assert hung.stop_calls == 1
-        assert not pool.healthy
-        # The stuck instance and its slot are out of service; the other one still speaks.
-        assert pool.statistics().total == 1
-        await pool.synthesize("the healthy one", sentence=1, voice="v", send=send)
-        assert pool.healthy
-        # When the hung thread finally ends, its instance comes back.
-        await trio.to_thread.run_sync(hung.finished.wait)
-        await trio.testing.wait_all_tasks_blocked()
-        assert pool.statistics().total == 2
-        assert pool.statistics().in_use == 0
+    failures: list[str] = []
+    pool = EnginePool(  # the idle list is a stack: hung goes first
+        "paced",
+        [healthy, hung],
+        FMT,
+        policy=PoolPolicy(sentence_timeout=0.2, stop_grace=0.1),
+        hooks=PoolHooks(on_failure=failures.append),
+    )
+    send, _receive = trio.open_memory_channel[AudioChunk](100)
+    with pytest.raises(SynthesisFailed) as info:
+        with trio.fail_after(2):
+            await pool.synthesize("this one hangs", sentence=0, voice="v", send=send)
+    assert info.value.code == "engine_timeout"
+    assert hung.stop_calls == 1
+    assert failures == ["paced"]
+    assert not pool.healthy
+    # The stuck instance and its slot are out of service; the other one still speaks.
+    assert pool.statistics().total == 1
+    await pool.synthesize("the healthy one", sentence=1, voice="v", send=send)
+    assert pool.healthy
+    # When the hung thread finally ends, its instance comes back (its thread's last act
+    # schedules that on the Trio thread; no nursery of ours is involved).
+    await trio.to_thread.run_sync(hung.finished.wait)
+    await eventually(lambda: pool.statistics().total == 2, within=5)
+    assert pool.statistics().in_use == 0
+
+
+async def test_pool_reports_each_sentence_to_its_hooks_by_engine_name() -> None:
+    sentences: list[tuple[str, float]] = []
+    pool = EnginePool(
+        "paced",
+        [PacedEngine(chunks=1, interval=0.001)],
+        FMT,
+        hooks=PoolHooks(on_sentence=lambda engine, seconds: sentences.append((engine, seconds))),
+    )
+    send, _receive = trio.open_memory_channel[AudioChunk](10)
+    await pool.synthesize("one", sentence=0, voice="v", send=send)
+    await pool.synthesize("two", sentence=1, voice="v", send=send, voice_parameters={"temperature": 1.5})
+    assert [engine for engine, _ in sentences] == ["paced", "paced"]
+    assert all(seconds >= 0 for _, seconds in sentences)
+    assert pool.engines[0].voice_parameters == [{"temperature": 1.5}]  # type: ignore[attr-defined]
