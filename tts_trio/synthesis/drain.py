@@ -17,8 +17,8 @@ streams end on their own terms inside that window:
   its work has ended.
 
 ``tts-trio serve`` starts the drain from its signal handler, and
-:mod:`tts_trio.server.asgi` from Hypercorn's shutdown trigger when the bare
-``hypercorn`` command serves the app.
+:mod:`tts_trio.server.hypercorn_fixes.worker_trigger` from Hypercorn's
+shutdown trigger when the bare ``hypercorn`` command serves the app.
 """
 
 from __future__ import annotations
