@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import cast
 
 import httpx
 import trio
@@ -12,6 +13,7 @@ import trio.lowlevel
 from tests.support.engines import PacedEngine, use_engine
 from tests.support.live import PARAGRAPH, LiveServer, eventually
 from tts_trio.audio.formats import AudioFormat
+from tts_trio.engines.espeak import EspeakEngine
 from tts_trio.engines.pool import EnginePool
 from tts_trio.synthesis.params import GenerateParams
 
@@ -85,7 +87,9 @@ async def test_switch_keeps_running_streams_on_the_old_engine(live_server: LiveS
             events = [line async for line in lines if line.startswith("event:")]
         assert events[-2:] == ["event: metrics", "event: done"]  # the old engine finished the stream
         # The old engine is shut down once its last stream has ended: its workers are gone.
-        await eventually(lambda: all(engine._worker is None for engine in old_pool.engines), within=20)
+        await eventually(
+            lambda: all(cast(EspeakEngine, engine)._worker is None for engine in old_pool.engines), within=20
+        )
         health = (await http.get("/health")).json()
         assert health["slots"]["total"] == 1
         assert live_server.service.resolve_voice("default") == "de"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -41,7 +42,7 @@ async def test_busy_server_queues_then_refuses_with_retry_after(tight: LiveServe
         httpx.AsyncClient(base_url=tight.base_url, timeout=30) as http,
     ):
         async with hog.stream("GET", "/v1/tts/stream-sse", params={"text": LONG_TEXT}) as stream:
-            lines = stream.aiter_lines()  # kept referenced: a dropped iterator closes the connection
+            lines = cast(AsyncGenerator[str, None], stream.aiter_lines())  # kept: a dropped iterator closes the stream
             async for line in lines:
                 if line.startswith("event: audio"):
                     break

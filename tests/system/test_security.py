@@ -83,7 +83,7 @@ async def test_websocket_keys_by_header_or_subprotocol(secured: LiveServer) -> N
         assert ws.subprotocol == "tts-trio"
         await ws.send_message(json.dumps({"action": "ping"}))
         assert json.loads(await ws.get_message()) == {"type": "pong"}
-    async with open_websocket_url(secured.ws_url, extra_headers=[("Authorization", f"Bearer {ADMIN}")]) as ws:
+    async with open_websocket_url(secured.ws_url, extra_headers=[(b"Authorization", f"Bearer {ADMIN}".encode())]) as ws:
         await ws.send_message(json.dumps({"action": "ping"}))
         assert json.loads(await ws.get_message()) == {"type": "pong"}
 

@@ -448,7 +448,7 @@ def test_create_elevenlabs_passes_the_key_and_voice_id(fake_modules: dict[str, A
 
     fake_modules["__add__"]("elevenlabs")
     fake_modules["__add__"]("elevenlabs.client", ElevenLabs=ElevenLabs)
-    engine = CATALOG["elevenlabs"].create(ElevenlabsConfig(voice_id="abc", model="eleven_flash_v2_5"), KEYED)
+    engine: Any = CATALOG["elevenlabs"].create(ElevenlabsConfig(voice_id="abc", model="eleven_flash_v2_5"), KEYED)
     assert seen["api_key"] == SECRETS["ELEVENLABS_API_KEY"]
     assert (engine.id, engine.model, engine.engine_name) == ("abc", "eleven_flash_v2_5", "elevenlabs")
 
@@ -457,7 +457,7 @@ def test_create_openai_asks_for_pcm_at_its_true_rate(fake_modules: dict[str, Any
     _skip_if_installed("pyaudio")
     if not probes.installed("openai", importlib.util.find_spec):
         pytest.skip("openai is not installed")
-    engine = CATALOG["openai"].create(OpenAIConfig(voice="coral"), KEYED)
+    engine: Any = CATALOG["openai"].create(OpenAIConfig(voice="coral"), KEYED)
     assert engine.get_stream_info() == (8, 1, 24000)
     assert (engine.response_format, engine.voice, engine.model) == ("pcm", "coral", "tts-1")
     assert engine.client.api_key == SECRETS["OPENAI_API_KEY"]
@@ -468,7 +468,7 @@ def test_create_edge_sets_the_voice_without_listing_voices(fake_modules: dict[st
         raise AssertionError("create must not fetch the voice list")
 
     fake_modules["__add__"]("edge_tts", Communicate=object, list_voices=list_voices)
-    engine = CATALOG["edge"].create(EdgeConfig(voice="de-DE-KatjaNeural"), PLAIN)
+    engine: Any = CATALOG["edge"].create(EdgeConfig(voice="de-DE-KatjaNeural"), PLAIN)
     assert engine.current_voice.name == "de-DE-KatjaNeural"
 
 
@@ -487,7 +487,7 @@ def test_create_gtts_resamples_in_memory(fake_modules: dict[str, Any], monkeypat
     gtts.lang = fake_modules["__add__"]("gtts.lang", tts_langs=dict)
     # pydub needs ffmpeg for MP3; a 22.05 kHz second stands in for the decoded audio.
     monkeypatch.setattr(AudioSegment, "from_file", lambda *a, **k: AudioSegment.silent(1000, frame_rate=22050))
-    engine = CATALOG["gtts"].create(GTTSConfig(language="de", tld="de"), PLAIN)
+    engine: Any = CATALOG["gtts"].create(GTTSConfig(language="de", tld="de"), PLAIN)
     assert engine.get_stream_info() == (8, 1, 24000)
     assert engine.synthesize("Hallo.") is True
     assert abs(len(engine.queue.get_nowait()) - 24000 * 2) <= 8  # one second of 16-bit mono at 24 kHz
@@ -514,7 +514,7 @@ def test_create_chatterbox_uses_the_detected_device(
     fake_modules["__add__"]("chatterbox")
     fake_modules["__add__"]("chatterbox.tts_turbo", ChatterboxTurboTTS=ChatterboxTurboTTS)
     monkeypatch.setattr(local_models, "detect_device", lambda: Device("cuda", 1, ("L4",)))
-    engine = CATALOG["chatterbox"].create(ChatterboxConfig(), KEYED)
+    engine: Any = CATALOG["chatterbox"].create(ChatterboxConfig(), KEYED)
     CATALOG["chatterbox"].create(ChatterboxConfig(device="cpu", model_path="/ckpt"), KEYED)
     assert loaded == [("pretrained", "cuda"), ("/ckpt", "cpu")]
     assert engine.engine_name == "chatterbox"
