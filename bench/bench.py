@@ -8,6 +8,9 @@ Starts ``tts-trio serve`` on a free loopback port, measures
 * WebSocket stop -> ``stopped`` latency and audio bytes after it,
 * throughput with 1, 2 and 8 concurrent SSE streams (chunk_size 4096) and
   the slowest first audio among the 8,
+* the same SSE streams driven by ``h2load`` (a C client, so the client's
+  own CPU does not cap the figure): 1, 2 and 8 at a time over HTTP/1.1
+  (one connection each) and over h2c (all on one connection),
 * time to first audio over HTTP/2 (h2c, one connection),
 * idle memory of the server and its engine workers,
 * SIGTERM with 8 SSE streams running: time to exit, the exit code, and how
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -32,11 +36,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
+from load import H2LOAD_MISSING, h2load_throughput
 from trio_websocket import open_websocket_url
 
 PARAGRAPH = (
@@ -53,6 +59,8 @@ PARAGRAPH = (
 )
 FIRST_SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 LONG_TEXT = " ".join([PARAGRAPH] * 15)
+#: Less than one paragraph's SSE body (~1.8 MB at 22050 Hz): a stream that got fewer bytes was cut.
+PARAGRAPH_SSE_BYTES = 1_300_000
 
 
 # -- baseline: raw espeak-ng ------------------------------------------------
@@ -298,6 +306,26 @@ async def run(quick: bool) -> dict[str, Any]:
             rate, slowest = await throughput(base_url, n, per_stream)
             results[f"server_throughput_{n}"] = rate
             results[f"server_slowest_first_audio_{n}_s"] = slowest
+        if shutil.which("h2load"):
+            h2load_total = 4 if quick else 12
+            await trio.to_thread.run_sync(
+                partial(h2load_throughput, base_url, PARAGRAPH, 2, 8, h1=True, min_bytes=PARAGRAPH_SSE_BYTES)
+            )  # warm up
+            for protocol, h1 in (("h1", True), ("h2c", False)):
+                for n in (1, 2, 8):
+                    results[f"h2load_{protocol}_{n}"] = await trio.to_thread.run_sync(
+                        partial(
+                            h2load_throughput,
+                            base_url,
+                            PARAGRAPH,
+                            n,
+                            h2load_total * n,
+                            h1=h1,
+                            min_bytes=PARAGRAPH_SSE_BYTES,
+                        )
+                    )
+        else:
+            print(H2LOAD_MISSING, file=sys.stderr)
         async with httpx.AsyncClient(base_url=base_url) as http:
             health = (await http.get("/health")).json()
         results["slots_in_use_after"] = health["slots"]["in_use"]
@@ -383,6 +411,7 @@ def table(r: dict[str, Any]) -> str:
                 r[f"server_throughput_{n}"] >= target if target else None,
             )
         )
+    rows.extend(h2load_rows(r))
     rows.append(
         (
             "slowest first audio of 8 streams",
@@ -430,6 +459,38 @@ def table(r: dict[str, Any]) -> str:
         mark = "" if met is None else ("yes" if met else "NO")
         lines.append(f"| {name} | {value} | {base} | {target} | {mark} |")
     return "\n".join(lines)
+
+
+def h2load_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, bool | None]]:
+    """h2load throughput at 1, 2, 8 streams per protocol, with raw espeak-ng at as many in flight.
+
+    Targets: 8 streams deliver at least what 2 do (more streams never cost
+    throughput) and at least 85% of raw espeak-ng with 8 processes in flight.
+    """
+    if "h2load_h1_1" not in r:
+        return [("throughput, h2load", "not run", H2LOAD_MISSING, "", None)]
+    rows: list[tuple[str, str, str, str, bool | None]] = []
+    for protocol, label in (("h1", "HTTP/1.1, a connection each"), ("h2c", "h2c, one connection")):
+        two = r[f"h2load_{protocol}_2"]["rate"]
+        for n in (1, 2, 8):
+            result = r[f"h2load_{protocol}_{n}"]
+            target, met = "", None
+            if n == 8:
+                floor = max(two, 0.85 * r["espeak_throughput_8"])
+                target = f">= 2 streams ({two:.1f}) and >= 85% of 8 in flight ({0.85 * r['espeak_throughput_8']:.1f})"
+                met = result["rate"] >= floor
+            if not result["ok"]:
+                met = False
+            rows.append(
+                (
+                    f"throughput, h2load, {n} SSE stream(s), {label}",
+                    f"{result['rate']:.1f} paragraphs/s" + ("" if result["ok"] else " (some failed)"),
+                    f"espeak-ng {n} in flight {r[f'espeak_throughput_{n}']:.1f}/s",
+                    target,
+                    met,
+                )
+            )
+    return rows
 
 
 def main() -> None:

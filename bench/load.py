@@ -9,6 +9,10 @@ Three scenarios, each bounded in count and time:
 * ``disconnects``: streams dropped mid-audio, over and over; afterwards no
   slot is in use and every later request succeeds.
 
+It also holds the ``h2load`` driver of the benchmark's throughput rows
+(:func:`h2load_throughput`): a C client, so the figures are the server's and
+not the client's CPU.
+
 ``python bench/load.py`` runs the full sizes and prints figures for the
 README; the test suite runs the same functions at smaller sizes.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import socket
 import statistics
@@ -25,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import trio
@@ -190,6 +196,39 @@ async def disconnects(base_url: str, cycles: int) -> dict[str, Any]:
         "later_requests_ok": sum(response.status_code == 200 for response in later),
         "later_requests": len(later),
     }
+
+
+# -- h2load: SSE streams from a C client (the benchmark's throughput rows) ----
+H2LOAD_MISSING = "h2load not found: `scripts/setup.sh --test` installs it (Debian: apt-get install nghttp2-client)"
+
+
+def h2load_throughput(
+    base_url: str, text: str, streams: int, total: int, *, h1: bool, min_bytes: int
+) -> dict[str, Any]:
+    """Streams of ``text`` per second for ``total`` SSE streams, ``streams`` at a time.
+
+    Over HTTP/1.1 every stream has its own connection; over h2c they are all
+    multiplexed on one. h2load counts a request done when its body ended;
+    over HTTP/1.1 it does not parse Hypercorn's status line (no reason
+    phrase), so there "done" without errors is what counts, and the bytes
+    received are checked against ``min_bytes`` per stream (a whole text).
+    """
+    query = urlencode({"text": text, "chunk_size": 4096})
+    url = f"{base_url}/v1/tts/stream-sse?{query}"
+    shape = ["--h1", "-c", str(streams)] if h1 else ["-c", "1", "-m", str(streams)]
+    output = subprocess.run(
+        ["h2load", "-n", str(total), *shape, url], capture_output=True, text=True, timeout=300, check=False
+    ).stdout
+    finished = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", output)
+    counts = re.search(
+        r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, \d+ failed, (\d+) errored", output
+    )
+    data = re.search(r"traffic: .*?, [\d.]+\w* \(\d+\) headers .*?, [\d.]+\w* \((\d+)\) data", output)
+    if not (finished and counts and data):
+        raise RuntimeError(f"could not read h2load's output:\n{output}")
+    done, succeeded, errored = int(counts[2]), int(counts[3]), int(counts[4])
+    ok = (done if h1 else succeeded) == total and errored == 0 and int(data[1]) >= total * min_bytes
+    return {"rate": float(finished[3]), "ok": ok, "done": done}
 
 
 async def run(sockets: int, streams: int, soak_requests: int, cycles: int) -> dict[str, Any]:

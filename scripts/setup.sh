@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing for tts-trio on Debian/Ubuntu, idempotently:
-# system packages (espeak-ng; Chromium for the browser test with --test),
+# system packages (espeak-ng; with --test Chromium for the browser test and
+# h2load for the benchmark),
 # a virtualenv in .venv, and the project with its pinned dependencies.
 # Usage: scripts/setup.sh [--test]
 set -euo pipefail
@@ -29,6 +30,8 @@ if ((want_test)); then
     command -v chromium >/dev/null || optional+=("chromium")
     # Playwright's bundled node driver links against libatomic.
     have_pkg libatomic1 || optional+=("libatomic1")
+    # h2load, the C load client of the benchmark (HTTP/1.1 and h2c).
+    command -v h2load >/dev/null || optional+=("nghttp2-client")
 fi
 if ((${#missing[@]} + ${#optional[@]})); then
     echo "setup: installing system packages: ${missing[*]} ${optional[*]}"
@@ -38,7 +41,7 @@ if ((${#missing[@]} + ${#optional[@]})); then
     fi
     if ((${#optional[@]})); then
         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${optional[@]}" >/dev/null \
-            || echo "setup: could not install ${optional[*]}; the browser test will be skipped" >&2
+            || echo "setup: could not install ${optional[*]}; the browser test will be skipped, the benchmark's h2load rows too" >&2
     fi
 fi
 

@@ -2,8 +2,9 @@
 
 :func:`produce_audio` is the producer side of every stream. It runs in the
 stream's own nursery, synthesizes one sentence at a time through the pool
-and sends items into a bounded channel that the protocol (REST, SSE,
-WebSocket, OpenAI) drains: :class:`~tts_trio.audio.formats.AudioChunk` for audio and,
+and sends items into a bounded channel that
+:class:`~tts_trio.synthesis.relay.Relay` drains for every protocol (REST,
+SSE, WebSocket, OpenAI): :class:`~tts_trio.audio.formats.AudioChunk` for audio and,
 after each sentence's audio, :class:`SentenceTimings` with the sentence's
 place in the stream and its words. When the stream's cancel scope is
 cancelled (stop, disconnect, shutdown) the pool stops the engine; when the
@@ -49,8 +50,9 @@ class SynthesisJob:
     voice: str | None
     max_sentence_chars: int = 400
     voice_parameters: dict[str, Any] = attrs.field(factory=dict)
-    #: Cuts the stream short when the server drains; None: never.
-    shutdown: Shutdown | None = None
+    #: The server's drain, which cuts the stream short at its deadline. Required:
+    #: a stream of its own would never be cut, and the drain would wait it out.
+    shutdown: Shutdown = attrs.field(kw_only=True)
 
 
 @attrs.frozen
@@ -151,7 +153,7 @@ async def produce_audio(
     bytes_per_second = fmt.sample_rate * fmt.frame_size
     source = sentences if sentences is not None else iter_sentences(job.text, max_chars=job.max_sentence_chars)
     position = 0.0
-    shutdown = job.shutdown or Shutdown()
+    shutdown = job.shutdown
     async with send:
         with shutdown.stream() as cut:
             try:

@@ -9,22 +9,44 @@ sentence and (where the engine reports them) every word.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import trio
 from quart import Blueprint, Response, jsonify
 
 from tts_trio.api.json_body import read_json_body
 from tts_trio.api.state import current_service, current_settings
-from tts_trio.audio.encoding import encode_complete, is_cheap
-from tts_trio.audio.formats import AudioChunk
+from tts_trio.audio.encoding import EncodingChoice, encode_complete, is_cheap
+from tts_trio.audio.output import EncodedOutput
 from tts_trio.synthesis.admission import Place
 from tts_trio.synthesis.params import GenerateBodyParams, parse_json_params
-from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, open_audio_stream
+from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics, open_audio_stream
+from tts_trio.synthesis.relay import Relay
 
 blueprint = Blueprint("generate", __name__)
+
+
+@attrs.frozen
+class _Collect:
+    """Keeps the stream as it comes (PCM and timings) for one file at the end; errors end it."""
+
+    chunk_size: None = None
+    message_overhead: int = 0
+
+    def audio(self, piece: bytes, index: int) -> bytes:
+        return piece
+
+    def timings(self, timings: SentenceTimings) -> SentenceTimings:
+        return timings
+
+    def error(self, error: StreamError) -> None:
+        return None
+
+    def finished(self, metrics: StreamMetrics) -> Sequence[bytes | SentenceTimings]:
+        return ()
 
 
 @contextmanager
@@ -44,28 +66,30 @@ async def generate() -> Any:
     job = service.job(params)
     choice = service.encoding(params, job)
     fmt = job.pool.audio_format
-    pcm = bytearray()
+    pcm: list[bytes] = []
     sentences: list[SentenceTimings] = []
-    failure: StreamError | None = None
     place = await service.admission.acquire()
     with service.track_stream(job.pool), _released(place):
         async with trio.open_nursery() as nursery:
             receive, metrics = open_audio_stream(nursery, job)
-            async with receive:
-                async for item in receive:
-                    if isinstance(item, StreamError):
-                        failure = item
-                        break
-                    if isinstance(item, AudioChunk):
-                        pcm += item.pcm
+            # The engine's PCM as it is, encoded once at the end (WAV gets exact sizes);
+            # the relay's own counts are of no use here, the client gets one file.
+            relay = Relay(
+                receive, StreamMetrics(), EncodedOutput(fmt, EncodingChoice("pcm", fmt.sample_rate)), _Collect()
+            )
+            async for frames in relay.batches():
+                for frame in frames:
+                    if isinstance(frame, SentenceTimings):
+                        sentences.append(frame)
                     else:
-                        sentences.append(item)
-    if failure is not None:
-        raise failure.to_api_error()
+                        pcm.append(frame)
+    if relay.failure is not None:
+        raise relay.failure.to_api_error()
+    audio = b"".join(pcm)
     if is_cheap(choice, fmt):
-        payload = encode_complete(fmt, choice, bytes(pcm))
+        payload = encode_complete(fmt, choice, audio)
     else:
-        payload = await trio.to_thread.run_sync(encode_complete, fmt, choice, bytes(pcm))
+        payload = await trio.to_thread.run_sync(encode_complete, fmt, choice, audio)
     metrics.audio_sent(len(payload))
     metrics.finish()
     service.stream_finished(metrics, "rest")

@@ -19,9 +19,7 @@ voice ids work too.
 from __future__ import annotations
 
 import base64
-import contextlib
-import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import attrs
@@ -30,14 +28,15 @@ from quart import Blueprint, Response, current_app, jsonify
 
 from tts_trio import __version__
 from tts_trio.api.json_body import read_json_body
+from tts_trio.api.routes.sse import sse_event
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.encoding import EncodingChoice, choose_encoding
-from tts_trio.audio.formats import AudioChunk
 from tts_trio.audio.output import EncodedOutput
 from tts_trio.errors import ApiError, InvalidParameter, NotFound
 from tts_trio.synthesis.admission import Place
 from tts_trio.synthesis.params import GenerateParams, parse_json_params
-from tts_trio.synthesis.pipeline import DetachedStream, StreamError, SynthesisJob
+from tts_trio.synthesis.pipeline import DetachedStream, SentenceTimings, StreamError, StreamMetrics, SynthesisJob
+from tts_trio.synthesis.relay import Relay, Writer
 from tts_trio.synthesis.service import TtsService
 
 blueprint = Blueprint("openai", __name__)
@@ -158,76 +157,84 @@ async def speech() -> Any:
         raise _openai_error(error) from None
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **choice.headers(job.pool.audio_format)}
     if request.stream_format == "sse":
-        body = _sse_body(nursery, service, job, choice, place)
+        body = _body(nursery, service, job, choice, place, _SseWriter(len(job.text.split())))
         response = Response(body, mimetype="text/event-stream", headers=headers)
     else:
-        body = _audio_body(nursery, service, job, choice, place)
+        body = _body(nursery, service, job, choice, place, _AudioWriter())
         response = Response(body, mimetype=choice.content_type, headers=headers)
     place.bind(body)  # a body that never runs still gives its place back
     response.timeout = None
     return response
 
 
-async def _encoded(
-    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
-) -> AsyncGenerator[bytes | StreamError, None]:
-    """Encoded audio as it is synthesized, ending with the encoder's tail (or an error)."""
-    stream = DetachedStream.start(nursery, job)
-    output = EncodedOutput(job.pool.audio_format, choice)
-    completed = False
-    with service.track_stream(job.pool):
-        try:
-            async for item in stream.receive:
-                if isinstance(item, StreamError):
-                    completed = True  # ended by the server, not cancelled by the client
-                    yield item
-                    return
-                if isinstance(item, AudioChunk):
-                    data = await output.encode(item.pcm)
-                    if data:
-                        yield data
-            tail = await output.finish()
-            if tail:
-                yield tail
-            completed = True
-            stream.metrics.finish()
-            service.stream_finished(stream.metrics, "openai")
-        finally:
-            if not completed:
-                service.stream_cancelled("disconnect")
-            stream.close()
-            place.release()
+@attrs.frozen
+class _AudioWriter:
+    """The raw file as it is encoded; an error can only end the body early (the headers are gone)."""
+
+    chunk_size: None = None
+    message_overhead: int = 0
+
+    def audio(self, piece: bytes, index: int) -> bytes:
+        return piece
+
+    def timings(self, timings: SentenceTimings) -> None:
+        return None
+
+    def error(self, error: StreamError) -> None:
+        return None  # a truncated file; the server log has the cause
+
+    def finished(self, metrics: StreamMetrics) -> Sequence[bytes]:
+        return ()
 
 
-async def _audio_body(
-    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
-) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(_encoded(nursery, service, job, choice, place)) as pieces:
-        async for piece in pieces:
-            if isinstance(piece, StreamError):
-                # Headers are gone: the only way to tell the client is to end the
-                # body early (a truncated file), and log it.
-                return
-            yield piece
+@attrs.frozen
+class _SseWriter:
+    """OpenAI's events: ``speech.audio.delta`` per encoded chunk, ``speech.audio.done`` with usage."""
+
+    tokens: int
+    chunk_size: None = None
+    message_overhead: int = 0
+
+    def audio(self, piece: bytes, index: int) -> bytes:
+        return _event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
+
+    def timings(self, timings: SentenceTimings) -> None:
+        return None
+
+    def error(self, error: StreamError) -> bytes:
+        return _event({"type": "error", "error": {"code": error.code, "message": error.message}})
+
+    def finished(self, metrics: StreamMetrics) -> Sequence[bytes]:
+        usage = {"input_tokens": self.tokens, "output_tokens": 0, "total_tokens": self.tokens}
+        return (_event({"type": "speech.audio.done", "usage": usage}),)
 
 
 def _event(payload: dict[str, Any]) -> bytes:
-    return f"event: {payload['type']}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+    return sse_event(str(payload["type"]), payload)
 
 
-async def _sse_body(
-    nursery: trio.Nursery, service: TtsService, job: SynthesisJob, choice: EncodingChoice, place: Place
+async def _body(
+    nursery: trio.Nursery,
+    service: TtsService,
+    job: SynthesisJob,
+    choice: EncodingChoice,
+    place: Place,
+    writer: Writer[bytes],
 ) -> AsyncIterator[bytes]:
-    async with contextlib.aclosing(_encoded(nursery, service, job, choice, place)) as pieces:
-        async for piece in pieces:
-            if isinstance(piece, StreamError):
-                yield _event({"type": "error", "error": {"code": piece.code, "message": piece.message}})
-                return
-            yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode()})
-    tokens = len(job.text.split())
-    yield _event(
-        {"type": "speech.audio.done", "usage": {"input_tokens": tokens, "output_tokens": 0, "total_tokens": tokens}}
-    )
+    """The response body: encoded audio as it is synthesized, framed by ``writer``."""
+    stream = DetachedStream.start(nursery, job)
+    relay = Relay(stream.receive, stream.metrics, EncodedOutput(job.pool.audio_format, choice), writer)
+    with service.track_stream(job.pool):
+        try:
+            async for frames in relay.batches():
+                if relay.completed and relay.failure is None:
+                    service.stream_finished(stream.metrics, "openai")
+                yield b"".join(frames)
+        finally:
+            if not relay.completed:  # cancelled by the client, not ended by the server
+                service.stream_cancelled("disconnect")
+            stream.close()
+            place.release()
 
 
 @blueprint.get("/v1/models")

@@ -37,13 +37,15 @@ message is a complete small WAV file, so a browser can hand every message to
 ``decodeAudioData`` (the original API's JavaScript client does). Every other format
 is one continuous stream across the messages of a generation.
 
-All sends go through one lock and are shielded from cancellation: a send
-interrupted half-way would corrupt the socket for every later message.
+The rules (what each message means, which messages answer it) live in
+:mod:`.protocol`; this module is the I/O: the reader loop, one task for the
+generation queue and one per context, and the sends. All sends go through
+one lock and are shielded from cancellation: a send interrupted half-way
+would corrupt the socket for every later message.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
@@ -57,34 +59,37 @@ from quart import Blueprint, websocket
 
 from tts_trio.api.security import accept_subprotocol
 from tts_trio.api.state import current_service, current_settings
-from tts_trio.audio.encoding import EncodingChoice
-from tts_trio.audio.formats import AudioChunk, AudioFormat, frame_aligned, split_chunks, wav_file
-from tts_trio.audio.output import EncodedOutput
-from tts_trio.errors import (
-    ApiError,
-    BadRequest,
-    ContextIdle,
-    InvalidJson,
-    InvalidParameter,
-    Overloaded,
-    QueueFull,
-    ShuttingDown,
-    TextTooLong,
-    UnknownAction,
+from tts_trio.api.websocket.frames import ContextWriter, GenerationWriter
+from tts_trio.api.websocket.protocol import (
+    CancelContext,
+    CancelRunning,
+    CloseContext,
+    CommandError,
+    Context,
+    Effect,
+    Enqueue,
+    Generation,
+    Limits,
+    OpenContext,
+    SendMessage,
+    Speak,
+    WsProtocol,
+    error_message,
+    parse_command,
 )
+from tts_trio.audio.encoding import EncodingChoice
+from tts_trio.audio.output import EncodedOutput
+from tts_trio.errors import ApiError, ContextIdle, Overloaded, ShuttingDown
 from tts_trio.settings import Settings
 from tts_trio.synthesis.admission import Place
-from tts_trio.synthesis.params import ContextParams, WsGenerateParams, clean_text, parse_json_params
-from tts_trio.synthesis.pipeline import StreamError, StreamMetrics, SynthesisJob, open_audio_stream
-from tts_trio.synthesis.sentences import SentenceAssembler
+from tts_trio.synthesis.params import GenerateParams
+from tts_trio.synthesis.pipeline import SynthesisJob, open_audio_stream
+from tts_trio.synthesis.relay import Relay
 from tts_trio.synthesis.service import TtsService
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("websocket", __name__)
 
-#: Text-in contexts one socket may have open at once.
-MAX_CONTEXTS = 16
-_WAV_HEADER_BYTES = 44
 #: Put in a context's sentence channel by a ``flush`` with nothing to speak (a sentence is never empty).
 _KEEP_ALIVE = ""
 
@@ -93,27 +98,12 @@ class ClientStalled(Exception):
     """Raised when a send to the client did not complete in time; the socket is dropped."""
 
 
-@attrs.frozen
-class _Generation:
-    job: SynthesisJob
-    params: WsGenerateParams
-    choice: EncodingChoice
-    request_id: str
-    epoch: int
-
-
 @attrs.define
-class _Context:
-    """A text-in stream: text arrives in pieces, sentences go to the pipeline."""
+class _ContextTask:
+    """The I/O side of a context: where its sentences go and the scope that cancels it."""
 
-    context_id: str
-    job: SynthesisJob
-    choice: EncodingChoice
-    assembler: SentenceAssembler
     sentences: trio.MemorySendChannel[str]
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    received_chars: int = 0
-    ended: bool = False
 
 
 @blueprint.websocket("/v1/tts/stream")
@@ -124,24 +114,29 @@ async def stream_ws() -> None:
 
 
 class _Session:
-    """One WebSocket connection: a reader loop, a generation queue, text-in contexts."""
+    """One WebSocket connection: a reader loop, a generation runner, a task per context."""
 
     def __init__(self, ws: Any, service: TtsService, settings: Settings) -> None:
         self.ws = ws
         self.service = service
         self.settings = settings
+        self.protocol = WsProtocol(
+            Limits(settings.ws_max_queued, settings.max_text_chars, settings.max_sentence_chars),
+            self._resolve,
+            service.shutdown.check,
+        )
         self._send_lock = trio.Lock()
-        self._epoch = 0
-        self._counter = 0
         self._running: trio.CancelScope | None = None
-        self._running_id: str | None = None
-        self._queue_send, self._queue_receive = trio.open_memory_channel[_Generation](settings.ws_max_queued)
-        #: Generations accepted and not yet ended (queued, or taken from the queue and running).
-        self._generations = 0
-        self._contexts: dict[str, _Context] = {}
+        # The protocol bounds the queue; stopped generations left here are skipped by epoch.
+        self._queue_send, self._queue_receive = trio.open_memory_channel[Generation](math.inf)
+        self._contexts: dict[Context, _ContextTask] = {}
         self._nursery: trio.Nursery | None = None
         #: Replaced each time work ends, so the drain can wait for the socket to go idle.
         self._work_ended = trio.Event()
+
+    def _resolve(self, params: GenerateParams) -> tuple[SynthesisJob, EncodingChoice]:
+        job = self.service.job(params)
+        return job, self.service.encoding(params, job)
 
     async def run(self, subprotocol: str | None) -> None:
         await self.ws.accept(subprotocol=subprotocol)
@@ -152,16 +147,43 @@ class _Session:
             while True:
                 message = await self.ws.receive()
                 try:
-                    await self._dispatch(message)
+                    effects = self.protocol.handle(parse_command(message))
+                except CommandError as refused:
+                    await self._send_json(error_message(refused.error, refused.ids))
                 except ApiError as error:
-                    await self._send_json({"type": "error", **error.to_dict()})
+                    await self._send_json(error_message(error))
+                else:
+                    await self._apply(effects)
+
+    async def _apply(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, SendMessage):
+                # The send lock orders a ``stopped`` after any audio send in flight;
+                # what was cancelled cannot start another one.
+                await self._send_json(effect.payload)
+            elif isinstance(effect, Enqueue):
+                self._queue_send.send_nowait(effect.generation)
+            elif isinstance(effect, CancelRunning):
+                if self._running is not None:
+                    self._running.cancel()
+                self.service.stream_cancelled("stop")
+            elif isinstance(effect, OpenContext):
+                self._open_context(effect.context)
+            elif isinstance(effect, Speak):
+                task = self._contexts[effect.context]
+                for sentence in effect.sentences or (_KEEP_ALIVE,):
+                    task.sentences.send_nowait(sentence)
+            elif isinstance(effect, CloseContext):
+                self._contexts[effect.context].sentences.close()
+            elif isinstance(effect, CancelContext):
+                self._contexts[effect.context].scope.cancel()
+                if effect.stopped:
+                    self.service.stream_cancelled("stop")
+        self._ended_work()  # a stop may have left the socket idle; the drain looks again
 
     def _ended_work(self) -> None:
         self._work_ended.set()
         self._work_ended = trio.Event()
-
-    def _busy(self) -> bool:
-        return self._generations > 0 or bool(self._contexts)
 
     async def _close_when_drained(self, session: trio.CancelScope) -> None:
         """When the server drains, close with 1001 once the running work has ended.
@@ -170,269 +192,101 @@ class _Session:
         drain deadline; queued generations are refused by admission.
         """
         await self.service.shutdown.started.wait()
-        while self._busy():
+        while self.protocol.busy():
             await self._work_ended.wait()
         with contextlib.suppress(ClientStalled):
             await self._locked(self.ws.close, 1001, "the server is shutting down")
         session.cancel()
-
-    # -- incoming ---------------------------------------------------------
-    async def _dispatch(self, message: str | bytes | None) -> None:
-        if message is None or isinstance(message, bytes):  # an empty frame arrives as None
-            raise BadRequest("binary messages are not accepted; send JSON text")
-        try:
-            data = json.loads(message)
-        except (json.JSONDecodeError, RecursionError):
-            raise InvalidJson("the message is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise BadRequest("a message must be a JSON object with an 'action'")
-        action = data.pop("action", None)
-        if action == "ping":
-            await self._send_json({"type": "pong"})
-        elif action == "stop":
-            await self._stop(data.get("context_id"))
-        elif action in ("generate", "append", "flush", "end"):
-            try:
-                if action == "generate":
-                    self._enqueue(data)
-                else:
-                    self._context_action(action, data)
-            except ApiError as error:
-                ids = {key: data[key][:128] for key in ("request_id", "context_id") if isinstance(data.get(key), str)}
-                await self._send_json({"type": "error", **ids, **error.to_dict()})
-        elif action is None:
-            raise BadRequest("the message has no 'action'; use generate, stop, ping, append, flush or end")
-        else:
-            raise UnknownAction(f"unknown action {str(action)[:40]!r}; use generate, stop, ping, append, flush or end")
-
-    def _enqueue(self, data: dict[str, Any]) -> None:
-        self.service.shutdown.check()
-        params = parse_json_params(WsGenerateParams, data, max_text_chars=self.settings.max_text_chars)
-        job = self.service.job(params)
-        choice = self.service.encoding(params, job)
-        self._counter += 1
-        request_id = params.request_id or f"g{self._counter}"
-        try:
-            self._queue_send.send_nowait(_Generation(job, params, choice, request_id, self._epoch))
-            self._generations += 1
-        except trio.WouldBlock:
-            raise QueueFull(
-                f"{self.settings.ws_max_queued} generations are already queued; wait for 'done' or send 'stop'",
-                request_id=request_id,
-            ) from None
-
-    async def _stop(self, context_id: Any) -> None:
-        if context_id is not None:
-            context = self._contexts.pop(str(context_id), None)
-            if context is None:
-                raise InvalidParameter(f"no open context {str(context_id)[:40]!r}", field="context_id")
-            context.scope.cancel()
-            self.service.stream_cancelled("stop")
-            await self._send_json({"type": "stopped", "context_id": context.context_id})
-            return
-        self._epoch += 1
-        # Empty the queue now, so a generate right after stop finds room.
-        while True:
-            try:
-                self._queue_receive.receive_nowait()
-                self._generations -= 1
-            except trio.WouldBlock:
-                break
-        stopped_id = self._running_id
-        if self._running is not None:
-            self._running.cancel()
-            self.service.stream_cancelled("stop")
-        for context in self._contexts.values():
-            context.scope.cancel()
-            self.service.stream_cancelled("stop")
-        # Forgotten at once: the id is free again even while the engine winds down.
-        self._contexts.clear()
-        self._ended_work()
-        # The send lock orders this after any audio send in flight; what was
-        # cancelled cannot start another one.
-        await self._send_json({"type": "stopped", "request_id": stopped_id})
-
-    # -- text-in contexts ---------------------------------------------------
-    def _context_action(self, action: str, data: dict[str, Any]) -> None:
-        context_id = data.get("context_id")
-        if not isinstance(context_id, str) or not 0 < len(context_id) <= 128:
-            raise InvalidParameter("context_id: a string of 1 to 128 characters is required", field="context_id")
-        context = self._contexts.get(context_id)
-        if action == "append":
-            text = data.get("text")
-            if not isinstance(text, str) or not text:
-                raise InvalidParameter("text: a non-empty string is required", field="text")
-            text = clean_text(text)
-            if context is None:
-                context = self._open_context(context_id, data)
-            elif set(data) - {"context_id", "text"}:
-                raise InvalidParameter("options can only be given with a context's first append", field="context_id")
-            if context.ended:
-                raise InvalidParameter(f"context {context_id!r} has ended", field="context_id")
-            context.received_chars += len(text)
-            if context.received_chars > self.settings.max_text_chars:
-                context.scope.cancel()
-                raise TextTooLong(f"a context may receive at most {self.settings.max_text_chars} characters")
-            for sentence in context.assembler.feed(text):
-                context.sentences.send_nowait(sentence)
-            return
-        if context is None:
-            raise InvalidParameter(f"no open context {context_id!r}", field="context_id")
-        if set(data) - {"context_id"}:
-            raise InvalidParameter(f"{action} takes only a context_id", field="context_id")
-        held = context.assembler.flush()
-        for sentence in held:
-            context.sentences.send_nowait(sentence)
-        if action == "flush" and not held and not context.ended:
-            context.sentences.send_nowait(_KEEP_ALIVE)  # nothing to speak; the client is still there
-        if action == "end":
-            context.ended = True
-            context.sentences.close()
-
-    def _open_context(self, context_id: str, data: dict[str, Any]) -> _Context:
-        if len(self._contexts) >= MAX_CONTEXTS:
-            raise QueueFull(f"at most {MAX_CONTEXTS} contexts may be open on one socket")
-        self.service.shutdown.check()
-        options = {key: value for key, value in data.items() if key not in ("context_id", "text")}
-        params = parse_json_params(ContextParams, {"text": "-", **options}, max_text_chars=self.settings.max_text_chars)
-        # Bounded by the context's character limit, not by a message count.
-        send, receive = trio.open_memory_channel[str](math.inf)
-        job = self.service.job(params)
-        context = _Context(
-            context_id=context_id,
-            job=job,
-            choice=self.service.encoding(params, job),
-            assembler=SentenceAssembler(max_chars=self.settings.max_sentence_chars),
-            sentences=send,
-        )
-        self._contexts[context_id] = context
-        assert self._nursery is not None
-        self._nursery.start_soon(self._run_context, context, receive)
-        return context
-
-    async def _run_context(self, context: _Context, sentences: trio.MemoryReceiveChannel[str]) -> None:
-        fmt = context.job.pool.audio_format
-        base = {"context_id": context.context_id}
-        place: Place | None = None
-        try:
-            with context.scope:
-                place = await self._admitted(base)
-                if place is None:
-                    return
-                await self._send_json({"type": "start", **base, "format": context.choice.describe(fmt)})
-                output = EncodedOutput(fmt, context.choice)
-                index = 0
-
-                async def send_audio(data: bytes, metrics: StreamMetrics) -> None:
-                    nonlocal index
-                    for piece in split_chunks(data, 65536):
-                        index += 1
-                        chunk = base64.b64encode(piece).decode()
-                        await self._send_json({"type": "audio", **base, "chunk": chunk, "index": index})
-                        metrics.audio_sent(len(piece))
-
-                with self.service.track_stream(context.job.pool):
-                    async with trio.open_nursery() as nursery:
-                        source = _until_idle(sentences, self.settings.context_idle_timeout)
-                        receive, metrics = open_audio_stream(nursery, context.job, source)
-                        async with receive:
-                            async for item in receive:
-                                if isinstance(item, StreamError):
-                                    await self._send_json(
-                                        {"type": "error", **base, "code": item.code, "message": item.message}
-                                    )
-                                    return
-                                if isinstance(item, AudioChunk):
-                                    await send_audio(await output.encode(item.pcm), metrics)
-                                else:
-                                    await self._send_json({"type": "timings", **base, **item.to_dict()})
-                    await send_audio(await output.finish(), metrics)
-                metrics.finish()
-                self.service.stream_finished(metrics, "websocket")
-                await self._send_json({"type": "metrics", **base, "data": metrics.to_dict()})
-                await self._send_json({"type": "done", **base})
-        finally:
-            if place is not None:
-                place.release()
-            context.sentences.close()
-            if self._contexts.get(context.context_id) is context:
-                del self._contexts[context.context_id]
-            self._ended_work()
-
-    # -- generations -----------------------------------------------------
-    async def _run_generations(self) -> None:
-        async for generation in self._queue_receive:
-            try:
-                if generation.epoch != self._epoch:
-                    continue
-                with trio.CancelScope() as scope:
-                    self._running, self._running_id = scope, generation.request_id
-                    try:
-                        await self._generate(generation)
-                    finally:
-                        self._running, self._running_id = None, None
-            finally:
-                self._generations -= 1
-                self._ended_work()
 
     async def _admitted(self, ids: dict[str, str]) -> Place | None:
         """A stream place, or None after telling the client the server is overloaded or stopping."""
         try:
             return await self.service.admission.acquire()
         except (Overloaded, ShuttingDown) as error:
-            await self._send_json({"type": "error", **ids, **error.to_dict()})
+            await self._send_json(error_message(error, ids))
             return None
 
-    async def _generate(self, generation: _Generation) -> None:
+    # -- text-in contexts ---------------------------------------------------
+    def _open_context(self, context: Context) -> None:
+        # Bounded by the context's character limit, not by a message count.
+        send, receive = trio.open_memory_channel[str](math.inf)
+        self._contexts[context] = _ContextTask(send)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_context, context, receive)
+
+    async def _run_context(self, context: Context, sentences: trio.MemoryReceiveChannel[str]) -> None:
+        task = self._contexts[context]
+        fmt = context.job.pool.audio_format
+        writer = ContextWriter(context.context_id)
+        place: Place | None = None
+        try:
+            with task.scope:
+                place = await self._admitted({"context_id": context.context_id})
+                if place is None:
+                    return
+                await self._send(writer.start(context.choice, fmt))
+                with self.service.track_stream(context.job.pool):
+                    async with trio.open_nursery() as nursery:
+                        source = _until_idle(sentences, self.settings.context_idle_timeout)
+                        receive, metrics = open_audio_stream(nursery, context.job, source)
+                        relay: Relay[str | bytes] = Relay(receive, metrics, EncodedOutput(fmt, context.choice), writer)
+                        await self._relay(relay)
+                if relay.completed and relay.failure is None:
+                    self.service.stream_finished(metrics, "websocket")
+        finally:
+            if place is not None:
+                place.release()
+            task.sentences.close()
+            del self._contexts[context]
+            self.protocol.context_ended(context)
+            self._ended_work()
+
+    # -- generations -----------------------------------------------------
+    async def _run_generations(self) -> None:
+        async for generation in self._queue_receive:
+            if not self.protocol.take(generation):
+                continue
+            try:
+                with trio.CancelScope() as scope:
+                    self._running = scope
+                    await self._generate(generation)
+            finally:
+                self._running = None
+                self.protocol.generation_ended(generation)
+                self._ended_work()
+
+    async def _generate(self, generation: Generation) -> None:
         place = await self._admitted({"request_id": generation.request_id})
         if place is None:
             return
         try:
-            # Resolved again now: the engine may have been switched while this waited.
-            job = self.service.job(generation.params)
-            generation = attrs.evolve(generation, job=job, choice=self.service.encoding(generation.params, job))
-        except ApiError as error:
-            place.release()
-            await self._send_json({"type": "error", "request_id": generation.request_id, **error.to_dict()})
-            return
-        try:
-            await self._generate_admitted(generation)
+            try:
+                # Resolved again now: the engine may have been switched while this waited.
+                job, choice = self._resolve(generation.params)
+            except ApiError as error:
+                await self._send_json(error_message(error, {"request_id": generation.request_id}))
+                return
+            await self._generate_admitted(attrs.evolve(generation, job=job, choice=choice))
         finally:
             place.release()
 
-    async def _generate_admitted(self, generation: _Generation) -> None:
+    async def _generate_admitted(self, generation: Generation) -> None:
         fmt = generation.job.pool.audio_format
-        params = generation.params
-        request = {"request_id": generation.request_id}
-        await self._send_json({"type": "start", **request, "format": generation.choice.describe(fmt)})
-        failure: StreamError | None = None
-        per_message_wav = generation.choice.output_format == "wav"
-        output = EncodedOutput(fmt, generation.choice if not per_message_wav else _same_rate_pcm(generation.choice))
+        writer = GenerationWriter.for_generation(generation)
+        await self._send(writer.start(fmt))
+        output = EncodedOutput(fmt, GenerationWriter.source_choice(generation.choice))
         with self.service.track_stream(generation.job.pool):
             async with trio.open_nursery() as nursery:
                 receive, metrics = open_audio_stream(nursery, generation.job)
-                async with receive:
-                    async for item in receive:
-                        if isinstance(item, StreamError):
-                            failure = item
-                            break
-                        if isinstance(item, AudioChunk):
-                            data = await output.encode(item.pcm)
-                            for message in _audio_messages(data, fmt, generation.choice, params.chunk_size):
-                                await self._send(message)
-                                metrics.audio_sent(len(message))
-                        else:
-                            await self._send_json({"type": "timings", **request, **item.to_dict()})
-            for message in _audio_messages(await output.finish(), fmt, generation.choice, params.chunk_size):
-                await self._send(message)
-                metrics.audio_sent(len(message))
-        metrics.finish()
+                # The encoder's tail goes out before an error too, so a compressed stream ends whole.
+                relay: Relay[str | bytes] = Relay(receive, metrics, output, writer, tail_on_error=True)
+                await self._relay(relay)
         self.service.stream_finished(metrics, "websocket")
-        if failure is not None:
-            await self._send_json({"type": "error", **request, "code": failure.code, "message": failure.message})
-            return
-        await self._send_json({"type": "metrics", **request, "data": metrics.to_dict()})
-        await self._send_json({"type": "done", **request})
+
+    async def _relay(self, relay: Relay[str | bytes]) -> None:
+        async for messages in relay.batches():
+            for message in messages:
+                await self._send(message)
 
     # -- outgoing ---------------------------------------------------------
     async def _send_json(self, payload: dict[str, Any]) -> None:
@@ -449,24 +303,6 @@ class _Session:
                 await sending(*args)
             if scope.cancelled_caught:
                 raise ClientStalled("the client did not read for too long")
-
-
-def _same_rate_pcm(choice: EncodingChoice) -> EncodingChoice:
-    """Per-message WAV files are built from PCM at the chosen rate."""
-    return EncodingChoice("pcm", choice.sample_rate)
-
-
-def _audio_messages(data: bytes, fmt: AudioFormat, choice: EncodingChoice, chunk_size: int | None) -> list[bytes]:
-    """Binary messages for encoded data: whole WAV files for ``wav``, stream pieces otherwise."""
-    if not data:
-        return []
-    if choice.output_format != "wav":
-        return [data] if chunk_size is None else list(split_chunks(data, chunk_size))
-    target = attrs.evolve(fmt, sample_rate=choice.sample_rate)
-    if chunk_size is None:
-        return [wav_file(target, data)]
-    room = frame_aligned(chunk_size - _WAV_HEADER_BYTES, target)
-    return [wav_file(target, piece) for piece in split_chunks(data, room)]
 
 
 async def _until_idle(sentences: trio.MemoryReceiveChannel[str], idle_seconds: float) -> AsyncIterator[str]:
