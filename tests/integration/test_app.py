@@ -31,7 +31,7 @@ async def test_generate_returns_a_complete_wav(test_app: QuartTrio) -> None:
     response = await test_app.test_client().post("/v1/tts/generate", json={"text": PARAGRAPH})
     assert response.status_code == 200
     assert response.mimetype == "audio/wav"
-    data = await response.get_data()
+    data = await response.get_data(as_text=False)
     with wave.open(io.BytesIO(data)) as reader:
         assert (reader.getframerate(), reader.getsampwidth(), reader.getnchannels()) == (22050, 2, 1)
         frames = reader.getnframes()
@@ -43,7 +43,7 @@ async def test_generate_returns_a_complete_wav(test_app: QuartTrio) -> None:
 
 async def test_generate_pcm_is_bare_samples(test_app: QuartTrio) -> None:
     response = await test_app.test_client().post("/v1/tts/generate", json={"text": "Hello.", "output_format": "pcm"})
-    data = await response.get_data()
+    data = await response.get_data(as_text=False)
     assert response.headers["X-Audio-Sample-Rate"] == "22050"
     assert not data.startswith(b"RIFF")
     assert len(data) % 2 == 0 and len(data) > 1000
@@ -99,7 +99,7 @@ async def test_sse_events_in_order_with_bounded_chunks(test_app: QuartTrio) -> N
     )
     assert response.status_code == 200
     assert response.mimetype == "text/event-stream"
-    events = parse_events((await response.get_data()).decode())
+    events = parse_events(await response.get_data(as_text=True))
     names = [name for name, _ in events]
     assert names[0] == "format"
     assert names[-2:] == ["metrics", "done"]

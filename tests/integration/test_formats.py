@@ -81,7 +81,7 @@ def test_choose_encoding_rejects_impossible_choices(fmt: str, rate: int | None, 
 async def test_generate_in_every_format(test_app: QuartTrio, fmt: str) -> None:
     response = await test_app.test_client().post("/v1/tts/generate", json={"text": TEXT, "output_format": fmt})
     assert response.status_code == 200
-    decoded = decode(await response.get_data())
+    decoded = decode(await response.get_data(as_text=False))
     assert decoded.codec == CODECS[fmt]
     assert decoded.sample_rate == int(response.headers["X-Audio-Sample-Rate"])
     assert decoded.seconds == pytest.approx(float(response.headers["X-Audio-Duration"]), abs=0.15)

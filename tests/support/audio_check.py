@@ -17,7 +17,7 @@ class Decoded:
 
 
 def decode(data: bytes) -> Decoded:
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.audio[0]
         samples = sum(frame.samples for frame in container.decode(stream))
         context = stream.codec_context

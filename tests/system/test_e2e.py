@@ -6,7 +6,7 @@ import base64
 import io
 import json
 import wave
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ from trio_websocket import open_websocket_url
 
 from tests.support.live import PARAGRAPH, LiveServer, eventually
 from tests.support.sse import parse_events
+from tts_trio.engines.espeak import EspeakEngine
 
 LONG_TEXT = " ".join([PARAGRAPH] * 15)  # ~9,000 characters
 
@@ -197,7 +198,7 @@ async def test_ws_queue_limit_is_reported(live_server: LiveServer) -> None:
     async with open_websocket_url(live_server.ws_url) as ws:
         for index in range(limit + 2):
             await ws.send_message(json.dumps({"action": "generate", "text": LONG_TEXT, "request_id": f"r{index}"}))
-        errors = []
+        errors: list[dict[str, Any]] = []
         with trio.move_on_after(10):
             while not errors:
                 message = await ws.get_message()
@@ -304,4 +305,4 @@ async def test_text_that_is_not_unicode_is_refused_everywhere(live_server: LiveS
         assert json.loads(await ws.get_message())["code"] == "bad_request"
         await ws.send_message(json.dumps({"action": "ping"}))
         assert json.loads(await ws.get_message()) == {"type": "pong"}
-    assert all(engine._worker is not None for engine in live_server.service.pool.engines)
+    assert all(cast(EspeakEngine, engine)._worker is not None for engine in live_server.service.pool.engines)

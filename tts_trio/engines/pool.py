@@ -231,20 +231,35 @@ class EnginePool:
         timings: list[WordTiming] = []
         produced = [0]
         cancelled = threading.Event()
+        consumer_gone = threading.Event()
+        token = trio.lowlevel.current_trio_token()
+
+        def deliver(chunk: AudioChunk) -> None:
+            # On the Trio thread, in the order the engine produced the chunks (run_sync_soon is FIFO).
+            if cancelled.is_set() or consumer_gone.is_set():
+                return
+            if overflow:
+                overflow.append(chunk)  # keep the order behind what is already waiting
+                return
+            try:
+                send.send_nowait(chunk)
+            except trio.WouldBlock:
+                overflow.append(chunk)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                consumer_gone.set()
 
         def emit(pcm: bytes) -> None:
+            # The engine thread hands a chunk over without waiting for the event loop: a blocking
+            # round trip per chunk held the slot while a busy loop got round to it, so more
+            # streams meant slower synthesis for all of them.
+            if consumer_gone.is_set():
+                raise _ConsumerGone
             if cancelled.is_set():
                 return  # the stream was cancelled; whatever the engine still produces is dropped
             produced[0] += len(pcm)
-            chunk = AudioChunk(pcm, sentence)
-            if overflow:
-                overflow.append(chunk)
-                return
             try:
-                trio.from_thread.run_sync(send.send_nowait, chunk)
-            except trio.WouldBlock:
-                overflow.append(chunk)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.Cancelled) as error:
+                token.run_sync_soon(deliver, AudioChunk(pcm, sentence))
+            except trio.RunFinishedError as error:
                 raise _ConsumerGone from error
 
         def on_timing(info: Any) -> None:
@@ -274,7 +289,6 @@ class EnginePool:
                 engine.queue = _Sink(_drop)
                 engine.timings = _Sink(_drop)
 
-        token = trio.lowlevel.current_trio_token()
         thread_done = trio.Event()
         state = threading.Lock()
         engine_started = False
@@ -324,6 +338,9 @@ class EnginePool:
         except Exception as error:
             log.error("engine %s failed on a sentence: %s", self.name, error, exc_info=log.isEnabledFor(logging.DEBUG))
             raise SynthesisFailed("the engine failed while synthesizing") from error
+        # Every chunk the thread handed over was delivered before its result came back (same FIFO queue).
+        if consumer_gone.is_set():
+            raise trio.BrokenResourceError("the stream's receiver has gone")
         return SentenceResult(completed, produced[0], tuple(timings)), overflow
 
     @property

@@ -25,7 +25,7 @@ longer than that.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Generic, Protocol, TypeVar
 
 import trio
@@ -146,7 +146,7 @@ class Relay(Generic[Frame]):
             return True
         return (self._index > 0 and not self._first_sent) or pending_bytes >= MAX_BATCH_BYTES
 
-    async def batches(self) -> AsyncIterator[list[Frame]]:
+    async def batches(self) -> AsyncGenerator[list[Frame], None]:
         """Frames in batches until the stream ends; closes the channel when done."""
         receive = self.receive
         with receive:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import cast
 
 import attrs
 import pytest
@@ -80,15 +81,19 @@ async def test_events_in_order_audio_then_timings_then_the_end() -> None:
 async def test_pieces_never_exceed_chunk_size_and_indexes_run_on_across_chunks() -> None:
     relay, send = make_relay([AudioChunk(bytes(250), 0), AudioChunk(bytes(30), 0)], Recording(chunk_size=100))
     send.close()
-    pieces = [value for batch in await collect(relay) for kind, value in batch if kind == "audio"]
-    assert [(index, len(piece)) for index, piece in pieces] == [(1, 100), (2, 100), (3, 50), (4, 30)]  # type: ignore[misc]
+    pieces = [
+        cast(tuple[int, bytes], value) for batch in await collect(relay) for kind, value in batch if kind == "audio"
+    ]
+    assert [(index, len(piece)) for index, piece in pieces] == [(1, 100), (2, 100), (3, 50), (4, 30)]
 
 
 async def test_wav_header_leaves_with_the_first_piece_and_overhead_is_counted() -> None:
     relay, send = make_relay([AudioChunk(bytes(100), 0)], Recording(message_overhead=44), output_format="wav")
     send.close()
-    pieces = [value for batch in await collect(relay) for kind, value in batch if kind == "audio"]
-    (index, piece), *_ = pieces  # type: ignore[misc]
+    pieces = [
+        cast(tuple[int, bytes], value) for batch in await collect(relay) for kind, value in batch if kind == "audio"
+    ]
+    (index, piece), *_ = pieces
     assert index == 1 and piece.startswith(b"RIFF") and len(piece) == 144
     assert relay.metrics.total_bytes == 144 + 44 and relay.metrics.chunk_count == 1
 
