@@ -12,7 +12,7 @@ from quart_trio import QuartTrio
 
 from tts_trio.api.app import create_app
 from tts_trio.api.state import state_of
-from tts_trio.server.launch import draining_trigger
+from tts_trio.server.shutdown_trigger import draining_trigger
 from tts_trio.settings import Settings
 from tts_trio.synthesis.service import TtsService
 

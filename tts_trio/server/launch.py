@@ -14,35 +14,23 @@ import logging
 import signal
 import ssl
 import tomllib
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
-from quart_trio import QuartTrio
 
-from tts_trio.api.app import begin_shutdown, create_app
+from tts_trio.api.app import create_app
 from tts_trio.observability import JsonFormatter, RequestIdFilter
 from tts_trio.server import hypercorn_fixes
+from tts_trio.server.shutdown_trigger import check_one_worker, draining_trigger
 from tts_trio.settings import DEFAULT_GRACEFUL_TIMEOUT, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
-ShutdownTrigger = Callable[[], Awaitable[None]]
-
 
 def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def check_one_worker(config: Config, where: str) -> None:
-    """Refuse several worker processes: engines, slots and the current engine live in one process."""
-    if config.workers > 1:
-        raise SettingsError(
-            f"invalid setting workers = {config.workers} {where}: run one process per machine or container "
-            "and scale out with replicas behind a proxy (engine state lives in the process)"
-        )
 
 
 def hypercorn_config(settings: Settings, config_file: Path | None = None, *, bind_given: bool = True) -> Config:
@@ -83,21 +71,6 @@ def _configure_tls(config: Config, settings: Settings) -> None:
     except OSError as error:  # ssl.SSLError is one too
         reason = str(error) if isinstance(error, ssl.SSLError) or not error.strerror else error.strerror
         raise SettingsError(f"invalid TLS certificate or key ({config.certfile}, {config.keyfile}): {reason}") from None
-
-
-def draining_trigger(app: QuartTrio, wait: ShutdownTrigger, graceful_timeout: float) -> ShutdownTrigger:
-    """A Hypercorn shutdown trigger that returns after ``wait()`` and starts the app's drain.
-
-    Hypercorn stops accepting when the trigger returns and cancels what is
-    still open ``graceful_timeout`` seconds later; the drain makes streams
-    end with a final event before that.
-    """
-
-    async def trigger() -> None:
-        await wait()
-        begin_shutdown(app, graceful_timeout)
-
-    return trigger
 
 
 async def serve(settings: Settings, config: Config) -> None:

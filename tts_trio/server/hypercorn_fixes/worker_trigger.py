@@ -9,7 +9,7 @@ event, polled by a trigger the worker builds for itself, and the ASGI
 lifespan shutdown arrives only after the graceful timeout, when every
 stream is already gone. Hypercorn has no hook for this, so :func:`apply`
 wraps ``hypercorn.trio.run.worker_serve``: for a tts-trio app it wraps that
-trigger in :func:`tts_trio.server.launch.draining_trigger`, and it refuses
+trigger in :func:`tts_trio.server.shutdown_trigger.draining_trigger`, and it refuses
 several workers (engines, slots and the current engine live in one process).
 
 It relies on ``trio_worker`` importing the app first and looking
@@ -29,6 +29,7 @@ from hypercorn.trio import run as hypercorn_run
 
 from tts_trio.api.state import state_of
 from tts_trio.server.hypercorn_fixes.guard import Fix, Target, replace
+from tts_trio.server.shutdown_trigger import check_one_worker, draining_trigger
 from tts_trio.settings import SettingsError
 
 NAME = "worker_trigger"
@@ -48,9 +49,6 @@ def apply() -> None:
     ) -> None:
         app: Any = getattr(asgi_app, "app", None)  # Hypercorn's wrapper around the ASGI app
         if state_of(app) is not None:
-            # Imported here: launch imports this package, so a module-level import would be circular.
-            from tts_trio.server.launch import check_one_worker, draining_trigger
-
             try:
                 check_one_worker(config, "(hypercorn -w)")
             except SettingsError as error:
