@@ -11,6 +11,7 @@ import trio
 from quart_trio import QuartTrio
 
 from tests.support.live import LiveServer, start_live_server
+from tts_trio.api import error_handlers
 from tts_trio.api.app import create_app
 from tts_trio.engines import open_engine
 from tts_trio.engines.hardware import detect_device
@@ -26,9 +27,16 @@ hypercorn_fixes.install()
 CONTAINED_FAILURES = "contained_failures"
 
 
+#: Marks a test that makes a route fail unexpectedly on purpose (the app then logs an unhandled error, answers 500).
+UNHANDLED_ERRORS = "unhandled_errors"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", f"{CONTAINED_FAILURES}: the test provokes connection failures that containment logs on purpose"
+    )
+    config.addinivalue_line(
+        "markers", f"{UNHANDLED_ERRORS}: the test provokes an unhandled error (a 500) in the app on purpose"
     )
 
 
@@ -59,12 +67,33 @@ def no_contained_failures(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(handler)
-    if handler.records and request.node.get_closest_marker(CONTAINED_FAILURES) is None:
+    _fail_on(handler, request, CONTAINED_FAILURES, "containment logged {n} connection failure(s)")
+
+
+@pytest.fixture(autouse=True)
+def no_unhandled_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test during which the app answered an unexpected exception with a 500, unless the test is marked.
+
+    Every failure a client can cause has its own 4xx; an unhandled error is
+    a bug even when the client survives it and the test's assertions pass.
+    """
+    handler = _Collect()
+    logger = error_handlers.log
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    _fail_on(handler, request, UNHANDLED_ERRORS, "the app logged {n} unhandled error(s)")
+
+
+def _fail_on(handler: _Collect, request: pytest.FixtureRequest, marker: str, what: str) -> None:
+    if handler.records and request.node.get_closest_marker(marker) is None:
         first = handler.records[0]
         reason = repr(first.exc_info[1]) if first.exc_info else first.getMessage()
         pytest.fail(
-            f"containment logged {len(handler.records)} connection failure(s), first: {reason}; "
-            f"fix the cause, or mark a test that provokes them on purpose with @pytest.mark.{CONTAINED_FAILURES}",
+            f"{what.format(n=len(handler.records))}, first: {reason}; "
+            f"fix the cause, or mark a test that provokes them on purpose with @pytest.mark.{marker}",
             pytrace=False,
         )
 

@@ -45,6 +45,7 @@ ENV_VARS: dict[str, str] = {
     "debug": "TTS_DEBUG",
     "hypercorn_fixes": "TTS_HYPERCORN_FIXES",
     "chatterbox_model_type": "CHATTERBOX_MODEL_TYPE",
+    "piper_voices_path": "TTS_PIPER_VOICES_PATH",
     "api_keys": "TTS_API_KEYS",
     "api_keys_file": "TTS_API_KEYS_FILE",
     "admin_keys": "TTS_ADMIN_KEYS",
@@ -142,6 +143,9 @@ class Settings:
     hypercorn_fixes: str = attrs.field(default="verify", validator=_one_of("verify", "unverified", "off"))
     #: RealtimeTTS 0.8.10's ChatterboxEngine has only the turbo model.
     chatterbox_model_type: str = "turbo"
+    #: A folder of Piper voices (``*.onnx`` with ``*.onnx.json`` beside them, subfolders too), besides
+    #: the installed voice packages; what ``python -m piper.download_voices --data-dir`` writes.
+    piper_voices_path: Path | None = None
     #: Comma-separated API keys (and one per line in ``api_keys_file``); empty: no keys needed.
     api_keys: str = attrs.field(default="", repr=False)
     api_keys_file: Path | None = None

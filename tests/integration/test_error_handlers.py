@@ -64,6 +64,7 @@ def _example_of(error_class: type[BaseException]) -> BaseException:
     return WerkzeugNotFound()
 
 
+@pytest.mark.unhandled_errors  # the walk raises a RuntimeError on purpose: the catch-all must answer it
 async def test_every_error_handler_answers_a_websocket_handshake(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Imported only inside an engine's factory, after its availability check: an optional extra.
-OPTIONAL = {"gtts"}
+# Imported only inside engines, after their availability check says they are installed.
+OPTIONAL = {"gtts", "piper", "onnxruntime", "onnx"}
 
 
 def imported_top_level_modules() -> set[str]:

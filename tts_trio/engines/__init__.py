@@ -9,7 +9,7 @@ started in worker threads so a slow model load never blocks the server.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import trio
@@ -25,6 +25,7 @@ from tts_trio.engines.contract import Engine, ListsVoices, Startable
 from tts_trio.engines.espeak import DEFAULT_VOICE, espeak_speed_parameters
 from tts_trio.engines.formats import output_format
 from tts_trio.engines.hardware import Device
+from tts_trio.engines.piper import PiperEngine, piper_speed_parameters
 from tts_trio.engines.pool import NO_HOOKS, EnginePool, PoolHooks, PoolPolicy
 from tts_trio.errors import EngineLoadError, InvalidParameter
 from tts_trio.settings import Settings
@@ -42,7 +43,17 @@ __all__ = [
 ]
 
 #: Engine voice parameters for a speaking rate (1.0 = normal), where the engine has one.
-SPEED_PARAMETERS: dict[str, Callable[[float], dict[str, Any]]] = {"system": espeak_speed_parameters}
+SPEED_PARAMETERS: dict[str, Callable[[float], dict[str, Any]]] = {
+    "system": espeak_speed_parameters,
+    "piper": piper_speed_parameters,
+}
+
+
+@runtime_checkable
+class SizesItself(Protocol):
+    """A config that knows its engine's slots better than its catalog row (Piper: CUDA needs onnxruntime-gpu)."""
+
+    def default_slots(self, device: Device) -> int: ...
 
 
 @attrs.frozen
@@ -54,6 +65,9 @@ class Voice:
     kind: str = "builtin"
     language: str = ""
     gender: str = "unknown"
+    #: Where the engine says (Piper voices): the voice's own rate and quality label.
+    sample_rate: int | None = None
+    quality: str | None = None
 
 
 @attrs.frozen
@@ -67,6 +81,9 @@ class LoadedEngine:
     voices: dict[str, Voice]
     variants: frozenset[str]
     cloning: bool
+    #: The engine sends a sentence's audio only once the whole sentence is done (Piper, Kokoro, ...):
+    #: a long first sentence is then spoken in two parts, so first audio comes sooner.
+    whole_sentences: bool = False
 
     @property
     def name(self) -> str:
@@ -115,7 +132,10 @@ async def open_engine(
     availability = await trio.to_thread.run_sync(entry.availability, settings, parsed)
     if not availability.available:
         raise EngineLoadError(f"engine {entry.name!r} is not available here: {availability.reason}", engine=entry.name)
-    slots = parsed.slots or settings.slots or entry.default_slots(device)
+    slots = parsed.slots or settings.slots
+    if not slots:
+        sizes = parsed.default_slots if isinstance(parsed, SizesItself) else entry.default_slots
+        slots = await trio.to_thread.run_sync(sizes, device)
     engines: list[Engine | None] = [None] * slots
 
     async def start(index: int) -> None:
@@ -145,7 +165,7 @@ async def open_engine(
         entry.name,
         started,
         fmt,
-        device=device.kind if entry.capabilities.gpu != "no" else "cpu",
+        device=_pool_device(first, entry.capabilities.gpu, device),
         converter=converter,
         policy=PoolPolicy.from_settings(settings),
         hooks=hooks,
@@ -160,8 +180,43 @@ async def open_engine(
             for item in first.get_voices()
         }
         variants = frozenset(first.get_variants())
+    elif isinstance(first, PiperEngine):
+        voices = _piper_voices(first)
     default_voice = getattr(parsed, "voice", None) or (DEFAULT_VOICE if entry.name == "system" else None)
+    if isinstance(first, PiperEngine):
+        default_voice = first.voice_name  # config.voice may be a part of the name ("joe")
     if voices and default_voice is not None and default_voice.partition("+")[0].lower() not in voices:
         await pool.aclose()
         raise InvalidParameter(f"config.voice: engine {entry.name!r} has no voice {default_voice!r}", field="config")
-    return LoadedEngine(pool, parsed, default_voice, voices, variants, entry.capabilities.cloning)
+    return LoadedEngine(
+        pool,
+        parsed,
+        default_voice,
+        voices,
+        variants,
+        entry.capabilities.cloning,
+        whole_sentences=entry.capabilities.streaming == "sentence",
+    )
+
+
+def _pool_device(engine: Engine, gpu: str, device: Device) -> str:
+    """Where the pool's work runs: Piper knows (CUDA only with onnxruntime-gpu); others follow the hardware."""
+    if isinstance(engine, PiperEngine):
+        return engine.device
+    return device.kind if gpu != "no" else "cpu"
+
+
+def _piper_voices(engine: PiperEngine) -> dict[str, Voice]:
+    """Every discovered Piper voice, keyed by its lowercased name; language as a BCP 47 tag (``en-US``)."""
+    voices: dict[str, Voice] = {}
+    for item in engine.get_voices():
+        name = str(item["name"])
+        rate = item.get("sample_rate")
+        voices[name.lower()] = Voice(
+            id=name,
+            name=name,
+            language=str(item.get("language") or "").replace("_", "-"),
+            sample_rate=int(rate) if isinstance(rate, int) else None,
+            quality=str(item["quality"]) if item.get("quality") else None,
+        )
+    return voices

