@@ -5,7 +5,7 @@ VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test setup setup-test lint bench load clean
+.PHONY: serve test setup setup-test lint bench bench-piper load clean
 
 serve: setup
 	$(VENV)/bin/tts-trio serve --host $(HOST) --port $(PORT)
@@ -20,6 +20,9 @@ lint: setup-test
 
 bench: setup-test
 	$(VENV)/bin/python bench/bench.py
+
+bench-piper: setup-test
+	$(VENV)/bin/python bench/piper_bench.py
 
 load: setup-test
 	$(VENV)/bin/python bench/load.py
