@@ -42,18 +42,9 @@ import httpx
 import trio
 from trio_websocket import open_websocket_url
 
-PARAGRAPH = (
-    "The quick brown fox jumps over the lazy dog near the river bank. "
-    "Dr. Smith arrived at 3.30 p.m. and greeted everyone in the hall. "
-    "Is this the real life, or is it just fantasy? "
-    "Caught in a landslide, there is no escape from reality. "
-    "Open your eyes and look up to the skies and see. "
-    "The weather today is sunny with a light breeze from the west. "
-    "Please remember to bring your umbrella tomorrow, just in case. "
-    "Our meeting starts at nine o'clock sharp in room four. "
-    "She sells sea shells by the sea shore every single summer. "
-    "Thank you for listening, and have a wonderful day!"
-)
+# The same paragraph as the espeak-ng benchmark, so the two tables compare.
+from bench import PARAGRAPH
+
 #: --quick: three sentences instead of ten, for a look on a busy machine.
 QUICK_TEXT = " ".join(PARAGRAPH.split(". ")[:3]) + "."
 CONCURRENCY = (1, 2, 8)

@@ -21,7 +21,7 @@ work too.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -30,15 +30,13 @@ from quart import Blueprint, Response, current_app, jsonify
 
 from tts_trio import __version__
 from tts_trio.api.json_body import read_json_body
+from tts_trio.api.response_body import relayed_body
 from tts_trio.api.routes.sse import sse_event
 from tts_trio.api.state import current_service, current_settings
-from tts_trio.audio.encoding import EncodingChoice, choose_encoding
-from tts_trio.audio.output import EncodedOutput
+from tts_trio.audio.encoding import choose_encoding
 from tts_trio.errors import ApiError, InvalidParameter, NotFound
-from tts_trio.synthesis.admission import Place
 from tts_trio.synthesis.params import GenerateParams, parse_json_params
-from tts_trio.synthesis.pipeline import DetachedStream, SentenceTimings, StreamError, StreamMetrics, SynthesisJob
-from tts_trio.synthesis.relay import Relay, Writer
+from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
 from tts_trio.synthesis.service import TtsService
 
 blueprint = Blueprint("openai", __name__)
@@ -167,10 +165,10 @@ async def speech() -> Any:
         raise _openai_error(error) from None
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **choice.headers(job.pool.audio_format)}
     if request.stream_format == "sse":
-        body = _body(nursery, service, job, choice, place, _SseWriter(len(job.text.split())))
+        body = relayed_body(nursery, service, job, choice, place, _SseWriter(len(job.text.split())), protocol="openai")
         response = Response(body, mimetype="text/event-stream", headers=headers)
     else:
-        body = _body(nursery, service, job, choice, place, _AudioWriter())
+        body = relayed_body(nursery, service, job, choice, place, _AudioWriter(), protocol="openai")
         response = Response(body, mimetype=choice.content_type, headers=headers)
     place.bind(body)  # a body that never runs still gives its place back
     response.timeout = None
@@ -221,30 +219,6 @@ class _SseWriter:
 
 def _event(payload: dict[str, Any]) -> bytes:
     return sse_event(str(payload["type"]), payload)
-
-
-async def _body(
-    nursery: trio.Nursery,
-    service: TtsService,
-    job: SynthesisJob,
-    choice: EncodingChoice,
-    place: Place,
-    writer: Writer[bytes],
-) -> AsyncIterator[bytes]:
-    """The response body: encoded audio as it is synthesized, framed by ``writer``."""
-    stream = DetachedStream.start(nursery, job)
-    relay = Relay(stream.receive, stream.metrics, EncodedOutput(job.pool.audio_format, choice), writer)
-    with service.track_stream(job.pool):
-        try:
-            async for frames in relay.batches():
-                if relay.completed and relay.failure is None:
-                    service.stream_finished(stream.metrics, "openai")
-                yield b"".join(frames)
-        finally:
-            if not relay.completed:  # cancelled by the client, not ended by the server
-                service.stream_cancelled("disconnect")
-            stream.close()
-            place.release()
 
 
 @blueprint.get("/v1/models")

@@ -19,22 +19,18 @@ from __future__ import annotations
 
 import json
 from binascii import b2a_base64
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import trio
 from quart import Blueprint, Response, current_app, request
 
+from tts_trio.api.response_body import relayed_body
 from tts_trio.api.state import current_service, current_settings
-from tts_trio.audio.encoding import EncodingChoice
 from tts_trio.audio.formats import frame_aligned
-from tts_trio.audio.output import EncodedOutput
-from tts_trio.synthesis.admission import Place
 from tts_trio.synthesis.params import SseParams, parse_query_params
-from tts_trio.synthesis.pipeline import DetachedStream, SentenceTimings, StreamError, StreamMetrics, SynthesisJob
-from tts_trio.synthesis.relay import Relay
-from tts_trio.synthesis.service import TtsService
+from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
 
 blueprint = Blueprint("sse", __name__)
 
@@ -83,7 +79,16 @@ async def stream_sse() -> Any:
     # gets the app's nursery now.
     nursery: trio.Nursery = current_app.nursery  # type: ignore[attr-defined]
     place = await service.admission.acquire()  # 503 + Retry-After while the status can still say so
-    body = _sse_body(nursery, service, job, choice, chunk_size, place)
+    body = relayed_body(
+        nursery,
+        service,
+        job,
+        choice,
+        place,
+        SseWriter(chunk_size),
+        protocol="sse",
+        head=sse_event("format", choice.describe(fmt)),
+    )
     place.bind(body)  # a body that never runs still gives its place back
     headers = {
         "Cache-Control": "no-cache",
@@ -93,28 +98,3 @@ async def stream_sse() -> Any:
     response = Response(body, mimetype="text/event-stream", headers=headers)
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would cut long streams
     return response
-
-
-async def _sse_body(
-    nursery: trio.Nursery,
-    service: TtsService,
-    job: SynthesisJob,
-    choice: EncodingChoice,
-    chunk_size: int,
-    place: Place,
-) -> AsyncIterator[bytes]:
-    stream = DetachedStream.start(nursery, job)
-    relay = Relay(stream.receive, stream.metrics, EncodedOutput(job.pool.audio_format, choice), SseWriter(chunk_size))
-    with service.track_stream(job.pool):
-        try:
-            yield sse_event("format", choice.describe(job.pool.audio_format))
-            async for frames in relay.batches():
-                if relay.completed and relay.failure is None:
-                    service.stream_finished(stream.metrics, "sse")
-                # One body write per batch: per-event writes cost more than synthesis.
-                yield b"".join(frames)
-        finally:
-            if not relay.completed:  # cancelled by the client, not ended by the server
-                service.stream_cancelled("disconnect")
-            stream.close()
-            place.release()

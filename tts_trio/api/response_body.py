@@ -1,0 +1,53 @@
+"""A streaming HTTP response body over the relay, shared by the SSE and OpenAI routes.
+
+A response body is an async generator that runs after its handler
+returned, so it cannot own a nursery: the producer runs in the app's
+nursery under the stream's own cancel scope (:class:`DetachedStream`), and
+this generator only reads the relay's batches, one body write per batch.
+Its ``finally`` runs when the client goes away too: it cancels the
+producer (which stops the engine), counts the cancellation, and gives the
+admission place back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import trio
+
+from tts_trio.audio.encoding import EncodingChoice
+from tts_trio.audio.output import EncodedOutput
+from tts_trio.synthesis.admission import Place
+from tts_trio.synthesis.pipeline import DetachedStream, SynthesisJob
+from tts_trio.synthesis.relay import Relay, Writer
+from tts_trio.synthesis.service import TtsService
+
+
+async def relayed_body(
+    nursery: trio.Nursery,
+    service: TtsService,
+    job: SynthesisJob,
+    choice: EncodingChoice,
+    place: Place,
+    writer: Writer[bytes],
+    *,
+    protocol: str,
+    head: bytes = b"",
+) -> AsyncIterator[bytes]:
+    """Encoded audio as it is synthesized, framed by ``writer``; ``head`` goes out first."""
+    stream = DetachedStream.start(nursery, job)
+    relay = Relay(stream.receive, stream.metrics, EncodedOutput(job.pool.audio_format, choice), writer)
+    with service.track_stream(job.pool):
+        try:
+            if head:
+                yield head
+            async for frames in relay.batches():
+                if relay.completed and relay.failure is None:
+                    service.stream_finished(stream.metrics, protocol)
+                # One body write per batch: per-event writes cost more than synthesis.
+                yield b"".join(frames)
+        finally:
+            if not relay.completed:  # cancelled by the client, not ended by the server
+                service.stream_cancelled("disconnect")
+            stream.close()
+            place.release()
