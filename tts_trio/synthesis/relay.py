@@ -101,7 +101,6 @@ class Relay(Generic[Frame]):
         self.linger = linger
         self._index = 0
         self._first_sent = False
-        self._pending_bytes = 0
 
     def _audio(self, data: bytes, frames: list[Frame]) -> None:
         if not data:
@@ -151,6 +150,7 @@ class Relay(Generic[Frame]):
         receive = self.receive
         with receive:
             pending: list[Frame] = []
+            pending_bytes = 0
             flush_at = math.inf
             while True:
                 try:
@@ -159,7 +159,7 @@ class Relay(Generic[Frame]):
                             item = await receive.receive()
                         if lingered.cancelled_caught:
                             yield pending
-                            pending, flush_at, self._pending_bytes = [], math.inf, 0
+                            pending, flush_at, pending_bytes = [], math.inf, 0
                             continue
                     else:
                         item = await receive.receive()
@@ -171,11 +171,11 @@ class Relay(Generic[Frame]):
                     if pending:
                         yield pending
                     return
-                self._pending_bytes += self.metrics.total_bytes - before
-                if pending and self._flush_now(item, self._pending_bytes):
+                pending_bytes += self.metrics.total_bytes - before
+                if pending and self._flush_now(item, pending_bytes):
                     self._first_sent = self._first_sent or self._index > 0
                     yield pending
-                    pending, flush_at, self._pending_bytes = [], math.inf, 0
+                    pending, flush_at, pending_bytes = [], math.inf, 0
                 elif pending and flush_at == math.inf:
                     flush_at = trio.current_time() + self.linger
             # The end goes out with whatever is still pending: one write.
