@@ -16,6 +16,7 @@ from quart import request, websocket
 from quart_trio import QuartTrio
 
 from tts_trio.api import error_handlers
+from tts_trio.api.dialects import cartesia, deepgram, elevenlabs
 from tts_trio.api.routes import engines, generate, health, openai, pages, sse, voices
 from tts_trio.api.security import Cors, KeyRing, check_http, check_websocket
 from tts_trio.api.state import STATE_KEY, AppState, state_of
@@ -46,7 +47,19 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     )
     app.extensions[STATE_KEY] = state
 
-    for module in (health, generate, sse, websocket_session, engines, voices, openai, pages):
+    for module in (
+        health,
+        generate,
+        sse,
+        websocket_session,
+        engines,
+        voices,
+        openai,
+        pages,
+        elevenlabs,
+        cartesia,
+        deepgram,
+    ):
         app.register_blueprint(module.blueprint)
     error_handlers.register(app)
 
@@ -62,7 +75,8 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     @app.before_websocket
     async def guard_websocket() -> None:
         request_id.set(new_request_id(websocket.headers.get("X-Request-Id")))
-        state.metrics.requests.labels("/v1/tts/stream", "WEBSOCKET", "101").inc()
+        route = websocket.url_rule.rule if websocket.url_rule is not None else "unmatched"
+        state.metrics.requests.labels(route, "WEBSOCKET", "101").inc()
         check_websocket(state.keys)
 
     @app.after_request

@@ -430,7 +430,7 @@ def _skip_if_installed(*modules: str) -> None:
             pytest.skip(f"{module} is installed here")
 
 
-@pytest.mark.parametrize(("name", "module"), [("azure", "azure"), ("elevenlabs", "elevenlabs"), ("kokoro", "kokoro")])
+@pytest.mark.parametrize(("name", "module"), [("azure", "azure"), ("kokoro", "kokoro")])
 def test_create_without_the_package_is_a_503_with_the_pip_hint(name: str, module: str) -> None:
     _skip_if_installed(module)
     entry = CATALOG[name]

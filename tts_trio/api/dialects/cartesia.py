@@ -1,0 +1,5 @@
+"""cartesia-compatible routes (being written)."""
+
+from quart import Blueprint
+
+blueprint = Blueprint("cartesia", __name__)

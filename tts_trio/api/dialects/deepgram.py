@@ -1,0 +1,5 @@
+"""deepgram-compatible routes (being written)."""
+
+from quart import Blueprint
+
+blueprint = Blueprint("deepgram", __name__)
