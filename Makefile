@@ -5,7 +5,7 @@ VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test setup setup-test lint bench bench-piper load clean
+.PHONY: serve test setup setup-test lint bench bench-piper bench-protocols load clean
 
 serve: setup
 	$(VENV)/bin/tts-trio serve --host $(HOST) --port $(PORT)
@@ -23,6 +23,9 @@ bench: setup-test
 
 bench-piper: setup-test
 	$(VENV)/bin/python bench/piper_bench.py
+
+bench-protocols: setup-test
+	$(VENV)/bin/python bench/protocols_bench.py
 
 load: setup-test
 	$(VENV)/bin/python bench/load.py

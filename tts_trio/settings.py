@@ -38,6 +38,9 @@ ENV_VARS: dict[str, str] = {
     "graceful_timeout": "TTS_GRACEFUL_TIMEOUT",
     "send_timeout": "TTS_SEND_TIMEOUT",
     "context_idle_timeout": "TTS_CONTEXT_IDLE_TIMEOUT",
+    "wyoming_port": "TTS_WYOMING_PORT",
+    "wyoming_host": "TTS_WYOMING_HOST",
+    "wyoming_zeroconf": "TTS_WYOMING_ZEROCONF",
     "certfile": "TTS_CERTFILE",
     "keyfile": "TTS_KEYFILE",
     "log_level": "TTS_LOG_LEVEL",
@@ -128,6 +131,12 @@ class Settings:
     send_timeout: float = attrs.field(default=30.0, validator=_between(0.1, 3600))
     #: A text-in context that gets no append, flush or end for this long is ended (it holds a stream place).
     context_idle_timeout: float = attrs.field(default=60.0, validator=_between(0.1, 86400))
+    #: The Wyoming listener (Home Assistant's voice protocol, docs/wyoming.md): off unless a port is given
+    #: (10200 by convention; 0 picks a free one). Its address defaults to ``host``.
+    wyoming_port: int | None = attrs.field(default=None, validator=_between(0, 65535))
+    wyoming_host: str | None = None
+    #: Announce the Wyoming listener over mDNS (``_wyoming._tcp``); needs the ``zeroconf`` extra.
+    wyoming_zeroconf: bool = False
     #: TLS certificate chain and key (PEM); with both, every bind serves HTTPS
     #: and ALPN offers h2 and http/1.1.
     certfile: Path | None = None

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 #: Imported only inside an engine's factory, after its availability check: an optional extra.
 # Imported only inside engines, after their availability check says they are installed.
-OPTIONAL = {"gtts", "piper", "onnxruntime", "onnx"}
+OPTIONAL = {"gtts", "piper", "onnxruntime", "onnx", "zeroconf"}
 
 
 def imported_top_level_modules() -> set[str]:

@@ -16,7 +16,6 @@ from quart import request, websocket
 from quart_trio import QuartTrio
 
 from tts_trio.api import error_handlers
-from tts_trio.api.dialects import cartesia, deepgram, elevenlabs
 from tts_trio.api.routes import engines, generate, health, openai, pages, sse, voices
 from tts_trio.api.security import Cors, KeyRing, check_http, check_websocket
 from tts_trio.api.state import STATE_KEY, AppState, state_of
@@ -25,6 +24,7 @@ from tts_trio.observability import Metrics, new_request_id, request_id
 from tts_trio.settings import Settings, cors_origins, load_keys
 from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.service import TtsService
+from tts_trio.wyoming import listener as wyoming_listener
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,6 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         voices,
         openai,
         pages,
-        elevenlabs,
-        cartesia,
-        deepgram,
     ):
         app.register_blueprint(module.blueprint)
     error_handlers.register(app)
@@ -90,9 +87,11 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
     async def open_service() -> None:
         state.service = await TtsService.open(settings, app.nursery, state.metrics, state.shutdown)  # type: ignore[attr-defined]
         log.info("engine %s ready with %d slots", settings.engine, state.service.pool.statistics().total)
+        await wyoming_listener.start(app)  # off unless --wyoming-port is given
 
     @app.after_serving
     async def close_service() -> None:
+        await wyoming_listener.stop(app)
         service, state.service = state.service, None
         if service is not None:
             await service.aclose()

@@ -10,12 +10,6 @@ subprotocol ``bearer.<key>`` next to ``tts-trio`` (which the server then
 selects); that keeps keys out of URLs and so out of access logs. Keys are
 compared in constant time, all of them, and never logged or echoed.
 
-The vendor-compatible routes (``/tts/...`` for Cartesia besides ``/v1``)
-take the key the way that vendor's SDK sends it, so the SDK works with its
-``api_key`` argument unchanged: ElevenLabs' ``xi-api-key`` header,
-Cartesia's ``X-API-Key`` header (or ``api_key`` query parameter on its
-WebSocket, which its SDK uses), Deepgram's ``Authorization: Token <key>``.
-
 CORS is off unless ``TTS_CORS_ORIGINS`` lists origins; ``*`` allows any
 origin but never together with credentials (the API uses bearer tokens, not
 cookies, so it never needs them).
@@ -82,43 +76,17 @@ def _needs_admin(method: str, path: str) -> bool:
     return any(method == m and path.startswith(prefix) and path != "/v1/voices/" for m, prefix in ADMIN_PREFIXES)
 
 
-#: Path prefixes where keys are enforced: our API and the vendor dialects.
-PROTECTED_PREFIXES = ("/v1/", "/tts/")
-
-
 def _bearer(header: str | None) -> str | None:
-    if header:
-        scheme, _, value = header.partition(" ")
-        # ``Token`` is Deepgram's scheme for the same thing.
-        if scheme.lower() in ("bearer", "token") and value.strip():
-            return value.strip()
+    if header and header[:7].lower() == "bearer ":
+        return header[7:].strip()
     return None
-
-
-def _protected(path: str) -> bool:
-    return path.startswith(PROTECTED_PREFIXES)
-
-
-def _vendor_key(headers: Any, args: Any) -> str | None:
-    """A key sent the way a vendor SDK sends it (see the module docstring)."""
-    for name in ("xi-api-key", "X-API-Key"):
-        value = headers.get(name)
-        if value:
-            return str(value)
-    value = args.get("api_key")
-    return str(value) if value else None
-
-
-def http_key() -> str | None:
-    """The key an HTTP client sent: ``Authorization`` (Bearer or Token) or a vendor header."""
-    return _bearer(request.headers.get("Authorization")) or _vendor_key(request.headers, {})
 
 
 def check_http(keys: KeyRing) -> None:
     """Before each HTTP request: enforce keys on ``/v1`` routes (CORS preflights pass)."""
-    if not keys.enabled or not _protected(request.path) or request.method == "OPTIONS":
+    if not keys.enabled or not request.path.startswith("/v1/") or request.method == "OPTIONS":
         return
-    role = keys.role(http_key())
+    role = keys.role(_bearer(request.headers.get("Authorization")))
     if role is None:
         raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
     if role != "admin" and _needs_admin(request.method, request.path):
@@ -133,12 +101,12 @@ def websocket_key() -> str | None:
     for protocol in websocket.requested_subprotocols:
         if protocol.startswith(_BEARER_PROTOCOL):
             return protocol[len(_BEARER_PROTOCOL) :]
-    return _vendor_key(websocket.headers, websocket.args)
+    return None
 
 
 def check_websocket(keys: KeyRing) -> None:
     """Before each WebSocket: enforce keys (the handshake is refused with 401)."""
-    if keys.enabled and _protected(websocket.path) and keys.role(websocket_key()) is None:
+    if keys.enabled and websocket.path.startswith("/v1/") and keys.role(websocket_key()) is None:
         raise Unauthorized("an API key is required: Authorization header or the bearer.<key> subprotocol")
 
 
@@ -168,9 +136,7 @@ class Cors:
         allowed = self.allow_origin(request.headers.get("Origin"))
         if allowed:
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type, xi-api-key, X-API-Key, Cartesia-Version"
-            )
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
             response.headers["Access-Control-Max-Age"] = "600"
         return response
 

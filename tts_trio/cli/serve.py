@@ -36,6 +36,19 @@ def serve(
         float | None,
         typer.Option(help="Seconds open streams get after SIGTERM [env TTS_GRACEFUL_TIMEOUT; default 5]"),
     ] = None,
+    wyoming_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve Wyoming (Home Assistant) on this port, 10200 usually [env TTS_WYOMING_PORT; default off]"
+        ),
+    ] = None,
+    wyoming_host: Annotated[
+        str | None, typer.Option(help="Address of the Wyoming listener [env TTS_WYOMING_HOST; default: --host]")
+    ] = None,
+    wyoming_zeroconf: Annotated[
+        bool | None,
+        typer.Option("--wyoming-zeroconf", help="Announce the Wyoming listener over mDNS [env TTS_WYOMING_ZEROCONF]"),
+    ] = None,
 ) -> None:
     """Start the server and run until SIGTERM or SIGINT."""
     from tts_trio.server import hypercorn_fixes
@@ -54,6 +67,9 @@ def serve(
         "certfile": certfile,
         "keyfile": keyfile,
         "graceful_timeout": graceful_timeout,
+        "wyoming_port": wyoming_port,
+        "wyoming_host": wyoming_host,
+        "wyoming_zeroconf": wyoming_zeroconf,
     }
     try:
         settings = Settings.load(overrides)
