@@ -53,7 +53,9 @@ _AUDIO_CONTENT = {
     "audio/ogg": {},
     "audio/flac": {},
     "audio/aac": {},
-    "application/octet-stream": {"description": "pcm: raw 16-bit little-endian mono"},
+    "audio/pcm": {
+        "description": "pcm: raw 16-bit little-endian mono; the type carries the rate: audio/pcm;rate=24000;channels=1"
+    },
 }
 
 
@@ -245,7 +247,17 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
             "/v1/audio/voices": {
                 "get": {
                     "summary": "Engine voices, variants and OpenAI voice names",
+                    "description": (
+                        "voices lists the engine's voices and OpenAI's names (kind openai, maps_to the voice "
+                        "they speak with), as {id, name, ...} entries, the shape Open WebUI reads."
+                    ),
                     "responses": {"200": {"description": "Voices"}},
+                }
+            },
+            "/v1/audio/models": {
+                "get": {
+                    "summary": "Model names as {models: [{id}]} (what Open WebUI asks for)",
+                    "responses": {"200": {"description": "Models"}},
                 }
             },
             "/v1/engines": {
@@ -371,7 +383,11 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                     "required": ["model", "input", "voice"],
                     "additionalProperties": False,
                     "properties": {
-                        "model": {"type": "string", "examples": ["tts-1", "gpt-4o-mini-tts"]},
+                        "model": {
+                            "type": "string",
+                            "description": "tts-1, tts-1-hd, gpt-4o-mini-tts, their dated names, or the engine's name",
+                            "examples": ["tts-1", "gpt-4o-mini-tts", "gpt-4o-mini-tts-2025-12-15"],
+                        },
                         "input": _text(max_chars, "What to say"),
                         "voice": {
                             "type": "string",

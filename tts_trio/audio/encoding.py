@@ -24,7 +24,7 @@ FORMATS = ("wav", "pcm", "mp3", "opus", "flac", "aac")
 
 CONTENT_TYPES = {
     "wav": "audio/wav",
-    "pcm": "application/octet-stream",  # little-endian; audio/L16 is big-endian by definition
+    "pcm": "audio/pcm",  # little-endian, as OpenAI's; audio/L16 is big-endian by definition
     "mp3": "audio/mpeg",
     "opus": "audio/ogg",
     "flac": "audio/flac",
@@ -49,6 +49,15 @@ class EncodingChoice:
 
     @property
     def content_type(self) -> str:
+        """The media type; raw PCM's carries its rate, the one thing a client cannot read from the bytes.
+
+        OpenAI sends ``audio/pcm;rate=24000;channels=1``, and clients built for
+        it (LiveKit's plugin) take ``audio/pcm`` as raw s16le; stating the
+        actual rate keeps a ``sample_rate`` other than 24 kHz from being
+        played at the wrong speed. Engines give mono (the codec encoders take nothing else).
+        """
+        if self.output_format == "pcm":
+            return f"audio/pcm;rate={self.sample_rate};channels=1"
         return CONTENT_TYPES[self.output_format]
 
     def describe(self, source: AudioFormat) -> dict[str, object]:

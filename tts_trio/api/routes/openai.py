@@ -1,4 +1,4 @@
-"""OpenAI-compatible speech API: ``POST /v1/audio/speech``, ``GET /v1/models``, voices.
+"""OpenAI-compatible speech API: ``POST /v1/audio/speech``, ``GET /v1/models``, models and voices.
 
 Clients written for OpenAI's text-to-speech endpoint (the official SDKs,
 LLM frameworks, Home Assistant and Open WebUI integrations) work by pointing
@@ -10,12 +10,20 @@ the raw file streamed as it is synthesized, ``sse`` for
 ``speech.audio.delta`` / ``speech.audio.done`` events).
 
 As on OpenAI, audio is 24 kHz unless the format needs another rate (Opus
-is 48 kHz); ``pcm`` is raw 16-bit little-endian mono, and the
+is 48 kHz); ``pcm`` is raw 16-bit little-endian mono sent as
+``audio/pcm;rate=24000;channels=1`` (OpenAI's type), and the
 ``X-Audio-Sample-Rate`` header states the rate of every response. OpenAI's
 voice names (alloy, echo, ...) map to distinct espeak-ng voices on the
 ``system`` engine and to the engine's default voice elsewhere (a client
 that only knows OpenAI's names still speaks); the engine's own voice ids
-work too.
+work too. OpenAI's dated snapshots and legacy names (``tts-1-1106``,
+``gpt-4o-mini-tts-2025-12-15``, ...) are aliases: clients pin them, and a
+404 for a name OpenAI accepts would be a compatibility gap, not a safety.
+
+Open WebUI asks ``GET /v1/audio/models`` for ``{"models": [{"id"}]}`` and
+reads ``/v1/audio/voices``' ``voices`` as ``{"id", "name"}`` entries, so
+OpenAI's voice names are listed there too (``kind`` ``openai``, with the
+voice they speak with in ``maps_to``).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from tts_trio.api.response_body import relayed_body
 from tts_trio.api.routes.sse import sse_event
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.encoding import choose_encoding
+from tts_trio.engines import Voice
 from tts_trio.errors import ApiError, InvalidParameter, NotFound
 from tts_trio.synthesis.params import GenerateParams, parse_json_params
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
@@ -43,6 +52,13 @@ blueprint = Blueprint("openai", __name__)
 
 #: Model names OpenAI clients send; all are served by the current engine.
 MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+#: OpenAI's dated snapshots and legacy names -> the model they are a version of.
+MODEL_ALIASES = {
+    "tts-1-1106": "tts-1",
+    "tts-1-hd-1106": "tts-1-hd",
+    "gpt-4o-mini-tts-2025-03-20": "gpt-4o-mini-tts",
+    "gpt-4o-mini-tts-2025-12-15": "gpt-4o-mini-tts",
+}
 #: OpenAI's voice names, each given a distinct espeak-ng voice and variant.
 OPENAI_VOICES = {
     "alloy": "en-us+f3",
@@ -92,6 +108,22 @@ def _openai_error(error: ApiError) -> ApiError:
     return error.reworded(message, **details)
 
 
+def canonical_model(model: str, engine: str) -> str | None:
+    """The model a name stands for (itself, or what an alias is a version of); None for an unknown name.
+
+    The current engine's name is a model too, so a client can say which
+    engine it expects and get a 404 after a switch instead of another voice.
+    """
+    if model in MODELS or model == engine:
+        return model
+    return MODEL_ALIASES.get(model)
+
+
+def model_names(engine: str) -> list[str]:
+    """Every name ``/v1/audio/speech`` accepts, in the order the listings give them."""
+    return [*MODELS, *MODEL_ALIASES, engine]
+
+
 def _voice_id(voice: str, service: TtsService) -> str:
     """Our voice for an OpenAI voice name: an espeak-ng voice on ``system``, the default voice elsewhere."""
     mapped = OPENAI_VOICES.get(voice.lower())
@@ -115,7 +147,7 @@ def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParam
         raise InvalidParameter(
             "model and voice must be strings", field="model" if not isinstance(model, str) else "voice"
         )
-    if model not in MODELS and model != service.pool.name:
+    if canonical_model(model, service.pool.name) is None:
         raise NotFound(f"model {model!r} does not exist; GET /v1/models lists them", field="model")
     stream_format = body.get("stream_format", "audio")
     if stream_format not in ("audio", "sse"):
@@ -223,8 +255,7 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 @blueprint.get("/v1/models")
 async def models() -> Any:
-    service = current_service()
-    names = [*MODELS, service.pool.name]
+    names = model_names(current_service().pool.name)
     return jsonify(
         {
             "object": "list",
@@ -236,20 +267,52 @@ async def models() -> Any:
 @blueprint.get("/v1/models/<model>")
 async def model(model: str) -> Any:
     service = current_service()
-    if model not in MODELS and model != service.pool.name:
+    if canonical_model(model, service.pool.name) is None:
         raise NotFound(f"model {model!r} does not exist", field="model")
     return jsonify({"id": model, "object": "model", "created": _CREATED, "owned_by": "tts-trio"})
 
 
+@blueprint.get("/v1/audio/models")
+async def audio_models() -> Any:
+    """The model names in the shape Open WebUI reads (``{"models": [{"id"}]}``) to fill its model menu."""
+    return jsonify({"models": [{"id": name} for name in model_names(current_service().pool.name)]})
+
+
+def openai_voice_entries(service: TtsService) -> list[dict[str, Any]]:
+    """OpenAI's voice names as voice-list entries, each naming the voice it speaks with.
+
+    Clients such as Open WebUI only offer what ``voices`` lists; without these
+    their default ``alloy`` is missing from the menu although the route
+    accepts it. A name the engine itself has as a voice id is left to the
+    engine's own entry.
+    """
+    entries = []
+    for name, mapped in OPENAI_VOICES.items():
+        if name in service.voices:
+            continue
+        target = _voice_id(name, service)
+        language, _, variant = target.partition("+")
+        gender = {"f": "female", "m": "male"}.get(variant[:1], "unknown")
+        voice = Voice(
+            id=name,
+            name=f"{name} ({target})",
+            kind="openai",
+            language=language if target == mapped else "",
+            gender=gender,
+        )
+        entries.append({**attrs.asdict(voice), "maps_to": target})
+    return entries
+
+
 @blueprint.get("/v1/audio/voices")
 async def voices() -> Any:
-    """The engine's voices, its variants, and the OpenAI names mapped onto them."""
+    """The engine's voices, OpenAI's names as voices too, its variants, and the OpenAI mapping."""
     service = current_service()
     return jsonify(
         {
             "engine": service.pool.name,
             "default": service.default_voice,
-            "voices": [attrs.asdict(voice) for voice in service.voices.values()],
+            "voices": [*(attrs.asdict(voice) for voice in service.voices.values()), *openai_voice_entries(service)],
             "variants": sorted(service.variants),
             "openai_voices": OPENAI_VOICES,
             "version": __version__,
