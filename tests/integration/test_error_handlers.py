@@ -37,7 +37,7 @@ async def _handshake_refusal(app: Any, path: str) -> tuple[int, dict[str, Any]]:
     return response.status_code, json.loads(await response.get_data())
 
 
-@pytest.mark.parametrize("path", ["/v1/nothing", "/tts/websocket", "/v1/tts/generate", "/health", "/v1/voices/create"])
+@pytest.mark.parametrize("path", ["/v1/nothing", "/tts/nothing", "/v1/tts/generate", "/health", "/v1/voices/create"])
 async def test_websocket_to_a_path_without_a_websocket_route_is_404(
     test_app: QuartTrio, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:

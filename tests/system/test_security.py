@@ -88,6 +88,43 @@ async def test_websocket_keys_by_header_or_subprotocol(secured: LiveServer) -> N
         assert json.loads(await ws.get_message()) == {"type": "pong"}
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": f"Token {USER}"},  # Deepgram's clients
+        {"xi-api-key": USER},  # ElevenLabs'
+        {"X-API-Key": USER},  # Cartesia's LiveKit plugin
+    ],
+    ids=["token", "xi-api-key", "x-api-key"],
+)
+async def test_keys_in_the_vendor_clients_headers_open_every_guarded_route(
+    secured: LiveServer, headers: dict[str, str]
+) -> None:
+    wrong = {name: value.replace(USER, "nope") for name, value in headers.items()}
+    async with httpx.AsyncClient(base_url=secured.base_url, timeout=30) as http:
+        for method, path, body in (
+            ("POST", "/v1/tts/generate", {"text": "hi"}),
+            ("POST", "/v1/speak", {"text": "hi"}),
+            ("POST", "/v1/text-to-speech/any", {"text": "hi"}),
+            ("POST", "/tts/bytes", {"transcript": "hi", "voice": {"mode": "id", "id": "x"}}),
+        ):
+            refused = await http.request(method, path, json=body, headers=wrong)
+            assert refused.status_code == 401, path
+            assert (await http.request(method, path, json=body)).status_code == 401, path
+            served = await http.request(method, path, json=body, headers=headers)
+            assert served.status_code == 200, (path, served.text)
+            assert served.content
+        # A user key in another header is still a user key: admin routes stay closed.
+        assert (await http.post("/v1/engines/switch", json={"engine": "system"}, headers=headers)).status_code == 403
+    extra = [(name.encode(), value.encode()) for name, value in headers.items()]
+    with pytest.raises(HandshakeError):
+        async with open_websocket_url(secured.base_url.replace("http://", "ws://") + "/tts/websocket"):
+            pass
+    async with open_websocket_url(secured.ws_url, extra_headers=extra) as ws:
+        await ws.send_message(json.dumps({"action": "ping"}))
+        assert json.loads(await ws.get_message()) == {"type": "pong"}
+
+
 async def test_cors_allows_only_listed_origins(secured: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=secured.base_url) as http:
         allowed = await http.get("/health", headers={"Origin": "https://app.example"})

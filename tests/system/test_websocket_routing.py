@@ -11,7 +11,7 @@ from trio_websocket import ConnectionRejected, open_websocket_url
 from tests.support.live import LiveServer
 
 
-@pytest.mark.parametrize("path", ["/v1/nothing", "/tts/websocket", "/v1/tts/generate"])
+@pytest.mark.parametrize("path", ["/v1/nothing", "/tts/nothing", "/v1/tts/generate"])
 async def test_websocket_handshake_to_an_unserved_path_is_a_404_and_the_server_goes_on(
     live_server: LiveServer, path: str
 ) -> None:

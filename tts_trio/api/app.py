@@ -16,6 +16,7 @@ from quart import request, websocket
 from quart_trio import QuartTrio
 
 from tts_trio.api import error_handlers
+from tts_trio.api.dialects import cartesia, deepgram, elevenlabs
 from tts_trio.api.routes import engines, generate, health, openai, pages, sse, voices
 from tts_trio.api.security import Cors, KeyRing, check_http, check_websocket
 from tts_trio.api.state import STATE_KEY, AppState, state_of
@@ -55,6 +56,9 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         engines,
         voices,
         openai,
+        elevenlabs,
+        cartesia,
+        deepgram,
         pages,
     ):
         app.register_blueprint(module.blueprint)

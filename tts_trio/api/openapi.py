@@ -17,6 +17,9 @@ import attrs
 from quart import has_app_context
 
 from tts_trio import __version__
+from tts_trio.api.dialects.cartesia_protocol import openapi_paths as cartesia_paths
+from tts_trio.api.dialects.deepgram_protocol import openapi_paths as deepgram_paths
+from tts_trio.api.dialects.elevenlabs import openapi_paths as elevenlabs_paths
 from tts_trio.api.routes.voices import MAX_NAME_CHARS
 from tts_trio.audio.encoding import _LOSSY_RATES, FORMATS, MAX_RATE, MIN_RATE
 from tts_trio.settings import Settings
@@ -228,6 +231,9 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                     },
                 }
             },
+            **deepgram_paths(max_chars),
+            **cartesia_paths(max_chars),
+            **elevenlabs_paths(max_chars),
             "/v1/audio/speech": {
                 "post": {
                     "summary": "OpenAI-compatible speech (streamed as it is synthesized)",

@@ -2,8 +2,12 @@
 
 Keys are optional: with none configured every route is open (a local
 server next to an app). With ``TTS_API_KEYS`` (comma-separated, or one per
-line in the file named by ``TTS_API_KEYS_FILE``) every ``/v1`` route needs
-``Authorization: Bearer <key>``; ``TTS_ADMIN_KEYS`` are also needed for what
+line in the file named by ``TTS_API_KEYS_FILE``) every ``/v1`` and ``/tts``
+route needs ``Authorization: Bearer <key>``, or the key the way a vendor's
+client library sends it (``Authorization: Token`` from Deepgram's,
+``xi-api-key`` from ElevenLabs', ``X-API-Key`` from Cartesia's LiveKit
+plugin): those clients cannot be told to send another header, and a key is
+a key whichever header carries it. ``TTS_ADMIN_KEYS`` are also needed for what
 changes the server (engine switch, voice create/delete/set). Browsers cannot
 set headers on a WebSocket, so a key may also arrive as a WebSocket
 subprotocol ``bearer.<key>`` next to ``tts-trio`` (which the server then
@@ -34,6 +38,12 @@ ADMIN_ROUTES = {
 ADMIN_PREFIXES = (("DELETE", "/v1/voices/"), ("POST", "/v1/voices/"))
 WS_SUBPROTOCOL = "tts-trio"
 _BEARER_PROTOCOL = "bearer."
+#: Paths behind the keys: ours and the OpenAI/ElevenLabs/Deepgram ones under /v1, Cartesia's under /tts.
+GUARDED_PREFIXES = ("/v1/", "/tts/")
+#: ``Authorization`` schemes taken as carrying a key (Deepgram's clients send ``Token``).
+_SCHEMES = ("bearer", "token")
+#: Headers the vendor clients put their key in.
+_KEY_HEADERS = ("xi-api-key", "x-api-key")
 
 
 @attrs.frozen
@@ -76,17 +86,27 @@ def _needs_admin(method: str, path: str) -> bool:
     return any(method == m and path.startswith(prefix) and path != "/v1/voices/" for m, prefix in ADMIN_PREFIXES)
 
 
-def _bearer(header: str | None) -> str | None:
-    if header and header[:7].lower() == "bearer ":
-        return header[7:].strip()
+def _header_key(headers: Any) -> str | None:
+    """The key in ``Authorization`` (Bearer or Token) or in a vendor's key header; None when absent."""
+    scheme, _, value = (headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() in _SCHEMES and value.strip():
+        return str(value.strip())
+    for name in _KEY_HEADERS:
+        value = headers.get(name)
+        if value and value.strip():
+            return str(value.strip())
     return None
 
 
+def guarded(path: str) -> bool:
+    return path.startswith(GUARDED_PREFIXES)
+
+
 def check_http(keys: KeyRing) -> None:
-    """Before each HTTP request: enforce keys on ``/v1`` routes (CORS preflights pass)."""
-    if not keys.enabled or not request.path.startswith("/v1/") or request.method == "OPTIONS":
+    """Before each HTTP request: enforce keys on ``/v1`` and ``/tts`` routes (CORS preflights pass)."""
+    if not keys.enabled or not guarded(request.path) or request.method == "OPTIONS":
         return
-    role = keys.role(_bearer(request.headers.get("Authorization")))
+    role = keys.role(_header_key(request.headers))
     if role is None:
         raise Unauthorized("an API key is required: send Authorization: Bearer <key>")
     if role != "admin" and _needs_admin(request.method, request.path):
@@ -94,8 +114,8 @@ def check_http(keys: KeyRing) -> None:
 
 
 def websocket_key() -> str | None:
-    """The key a WebSocket client sent: Authorization header, or the ``bearer.<key>`` subprotocol."""
-    key = _bearer(websocket.headers.get("Authorization"))
+    """The key a WebSocket client sent: a key header, or the ``bearer.<key>`` subprotocol."""
+    key = _header_key(websocket.headers)
     if key:
         return key
     for protocol in websocket.requested_subprotocols:
@@ -106,7 +126,7 @@ def websocket_key() -> str | None:
 
 def check_websocket(keys: KeyRing) -> None:
     """Before each WebSocket: enforce keys (the handshake is refused with 401)."""
-    if keys.enabled and websocket.path.startswith("/v1/") and keys.role(websocket_key()) is None:
+    if keys.enabled and guarded(websocket.path) and keys.role(websocket_key()) is None:
         raise Unauthorized("an API key is required: Authorization header or the bearer.<key> subprotocol")
 
 
@@ -136,7 +156,7 @@ class Cors:
         allowed = self.allow_origin(request.headers.get("Origin"))
         if allowed:
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, xi-api-key, X-API-Key"
             response.headers["Access-Control-Max-Age"] = "600"
         return response
 

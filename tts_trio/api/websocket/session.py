@@ -50,8 +50,8 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import attrs
 import h11
@@ -65,6 +65,7 @@ from tts_trio.api.websocket.protocol import (
     CancelContext,
     CancelRunning,
     CloseContext,
+    Command,
     CommandError,
     Context,
     Effect,
@@ -79,13 +80,14 @@ from tts_trio.api.websocket.protocol import (
     parse_command,
 )
 from tts_trio.audio.encoding import EncodingChoice
+from tts_trio.audio.formats import AudioFormat
 from tts_trio.audio.output import EncodedOutput
 from tts_trio.errors import ApiError, ContextIdle, Overloaded, ShuttingDown
 from tts_trio.settings import Settings
 from tts_trio.synthesis.admission import Place
 from tts_trio.synthesis.params import GenerateParams
 from tts_trio.synthesis.pipeline import SynthesisJob, open_audio_stream
-from tts_trio.synthesis.relay import Relay
+from tts_trio.synthesis.relay import Relay, Writer
 from tts_trio.synthesis.service import TtsService
 
 log = logging.getLogger(__name__)
@@ -107,20 +109,74 @@ class _ContextTask:
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
 
+class ContextFraming(Writer[str], Protocol):
+    """A context's framing on the socket; ``start`` is the message before its audio (None: nothing)."""
+
+    def start(self, choice: EncodingChoice, source: AudioFormat) -> str | None: ...
+
+
+class Dialect(Protocol):
+    """What one socket's messages look like: ours, or another API's (:mod:`tts_trio.api.dialects`).
+
+    The session's tasks and rules (:class:`WsProtocol`) are the same for
+    every dialect; only the wire differs. ``commands`` turns one client
+    message into our commands (it may consult the protocol's open contexts;
+    a dict is a message to send as it is), raising :class:`ApiError` or
+    :class:`CommandError`; ``outgoing`` rewrites (or drops, with None) a
+    message the protocol sends; ``error`` shapes a refusal; ``label`` names
+    the protocol in the metrics.
+    """
+
+    label: str
+
+    def commands(self, message: str | bytes | None, protocol: WsProtocol) -> Sequence[Command | dict[str, Any]]: ...
+
+    def context_writer(self, context: Context) -> ContextFraming: ...
+
+    def outgoing(self, payload: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def error(self, error: ApiError, ids: dict[str, str] | None = None) -> dict[str, Any]: ...
+
+
+class OwnDialect:
+    """This server's own messages (``WS /v1/tts/stream``)."""
+
+    label = "websocket"
+
+    def commands(self, message: str | bytes | None, protocol: WsProtocol) -> Sequence[Command | dict[str, Any]]:
+        return (parse_command(message),)
+
+    def context_writer(self, context: Context) -> ContextFraming:
+        return ContextWriter(context.context_id)
+
+    def outgoing(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        return payload
+
+    def error(self, error: ApiError, ids: dict[str, str] | None = None) -> dict[str, Any]:
+        return error_message(error, ids)
+
+
 @blueprint.websocket("/v1/tts/stream")
 async def stream_ws() -> None:
+    await serve_session()
+
+
+async def serve_session(dialect: Dialect | None = None) -> None:
+    """Run this request's socket as a session that speaks ``dialect`` (ours when None)."""
     # The session keeps the connection object itself, not the context-local proxy.
-    session = _Session(websocket._get_current_object(), current_service(), current_settings())  # type: ignore[attr-defined]
+    connection = websocket._get_current_object()  # type: ignore[attr-defined]
+    session = _Session(connection, current_service(), current_settings(), dialect)
     await session.run(accept_subprotocol())
 
 
 class _Session:
     """One WebSocket connection: a reader loop, a generation runner, a task per context."""
 
-    def __init__(self, ws: Any, service: TtsService, settings: Settings) -> None:
+    def __init__(self, ws: Any, service: TtsService, settings: Settings, dialect: Dialect | None = None) -> None:
         self.ws = ws
         self.service = service
         self.settings = settings
+        self.dialect: Dialect = dialect or OwnDialect()
         self.protocol = WsProtocol(
             Limits(settings.ws_max_queued, settings.max_text_chars, settings.max_sentence_chars),
             self._resolve,
@@ -155,12 +211,25 @@ class _Session:
                 while True:
                     message = await self.ws.receive()
                     try:
-                        effects = self.protocol.handle(parse_command(message))
+                        commands = self.dialect.commands(message, self.protocol)
                     except CommandError as refused:
-                        await self._send_json(error_message(refused.error, refused.ids))
+                        await self._send_json(self.dialect.error(refused.error, refused.ids))
+                        continue
                     except ApiError as error:
-                        await self._send_json(error_message(error))
-                    else:
+                        await self._send_json(self.dialect.error(error))
+                        continue
+                    for command in commands:
+                        if isinstance(command, dict):
+                            await self._send_json(command)
+                            continue
+                        try:
+                            effects = self.protocol.handle(command)
+                        except CommandError as refused:
+                            await self._send_json(self.dialect.error(refused.error, refused.ids))
+                            break  # the rest of the message depended on this part
+                        except ApiError as error:
+                            await self._send_json(self.dialect.error(error))
+                            break
                         await self._apply(effects)
         except* ClientStalled:
             # Every task of the session ends with it; the socket is dropped (the client's doing).
@@ -171,7 +240,9 @@ class _Session:
             if isinstance(effect, SendMessage):
                 # The send lock orders a ``stopped`` after any audio send in flight;
                 # what was cancelled cannot start another one.
-                await self._send_json(effect.payload)
+                payload = self.dialect.outgoing(effect.payload)
+                if payload is not None:
+                    await self._send_json(payload)
             elif isinstance(effect, Enqueue):
                 self._queue_send.send_nowait(effect.generation)
             elif isinstance(effect, CancelRunning):
@@ -214,7 +285,7 @@ class _Session:
         try:
             return await self.service.admission.acquire()
         except (Overloaded, ShuttingDown) as error:
-            await self._send_json(error_message(error, ids))
+            await self._send_json(self.dialect.error(error, ids))
             return None
 
     # -- text-in contexts ---------------------------------------------------
@@ -228,14 +299,16 @@ class _Session:
     async def _run_context(self, context: Context, sentences: trio.MemoryReceiveChannel[str]) -> None:
         task = self._contexts[context]
         fmt = context.job.pool.audio_format
-        writer = ContextWriter(context.context_id)
+        writer = self.dialect.context_writer(context)
         place: Place | None = None
         try:
             with task.scope:
                 place = await self._admitted({"context_id": context.context_id})
                 if place is None:
                     return
-                await self._send(writer.start(context.choice, fmt))
+                start = writer.start(context.choice, fmt)
+                if start is not None:
+                    await self._send(start)
                 with self.service.track_stream(context.job.pool):
                     async with trio.open_nursery() as nursery:
                         source = _until_idle(sentences, self.settings.context_idle_timeout)
@@ -243,7 +316,7 @@ class _Session:
                         relay: Relay[str | bytes] = Relay(receive, metrics, EncodedOutput(fmt, context.choice), writer)
                         await self._relay(relay)
                 if relay.completed and relay.failure is None:
-                    self.service.stream_finished(metrics, "websocket")
+                    self.service.stream_finished(metrics, self.dialect.label)
         finally:
             if place is not None:
                 place.release()
