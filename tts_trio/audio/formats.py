@@ -57,8 +57,12 @@ def wav_file(fmt: AudioFormat, pcm: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def streaming_wav_header(fmt: AudioFormat) -> bytes:
-    """A 44-byte WAV header for a stream whose length is not known yet."""
+def streaming_wav_header(fmt: AudioFormat, format_tag: int = 1) -> bytes:
+    """A 44-byte WAV header for a stream whose length is not known yet.
+
+    ``format_tag`` is 1 for integer PCM; the dialects also send 3 (float)
+    and 6/7 (A-law/mu-law, with ``fmt`` describing those samples).
+    """
     byte_rate = fmt.sample_rate * fmt.frame_size
     return b"".join(
         (
@@ -67,7 +71,14 @@ def streaming_wav_header(fmt: AudioFormat) -> bytes:
             b"WAVE",
             b"fmt ",
             struct.pack(
-                "<IHHIIHH", 16, 1, fmt.channels, fmt.sample_rate, byte_rate, fmt.frame_size, fmt.sample_width * 8
+                "<IHHIIHH",
+                16,
+                format_tag,
+                fmt.channels,
+                fmt.sample_rate,
+                byte_rate,
+                fmt.frame_size,
+                fmt.sample_width * 8,
             ),
             b"data",
             struct.pack("<I", _OPEN_ENDED),

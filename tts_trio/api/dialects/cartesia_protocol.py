@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +30,8 @@ import numpy as np
 from tts_trio.api.websocket.frames import CONTEXT_CHUNK_BYTES
 from tts_trio.api.websocket.protocol import Append, Command, CommandError, Context, End, Flush, Stop, WsProtocol
 from tts_trio.audio.encoding import EncodingChoice
-from tts_trio.audio.formats import AudioFormat
+from tts_trio.audio.formats import AudioFormat, streaming_wav_header
+from tts_trio.audio.g711 import to_alaw, to_mulaw
 from tts_trio.errors import ApiError, BadRequest, InvalidJson, InvalidParameter, error_for_code
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
 from tts_trio.synthesis.service import TtsService
@@ -45,42 +45,7 @@ _TITLES = {400: "Bad request", 401: "Unauthorized", 404: "Not found", 408: "Time
 _TITLES |= {422: "Invalid request", 429: "Too many requests", 503: "Unavailable"}
 
 
-# -- G.711 and float samples ------------------------------------------------------------------
-def _mulaw_byte(sample: int) -> int:
-    """ITU G.711 mu-law of one 16-bit sample (Sun's g711.c: 14-bit magnitude, bias 33, clip 8159)."""
-    pcm = sample >> 2
-    mask = 0xFF
-    if pcm < 0:
-        pcm, mask = -pcm, 0x7F
-    pcm = min(pcm, 8159) + 0x21
-    segment = max(pcm.bit_length() - 6, 0)
-    if segment >= 8:
-        return 0x7F ^ mask
-    return ((segment << 4) | ((pcm >> (segment + 1)) & 0x0F)) ^ mask
-
-
-def _alaw_byte(sample: int) -> int:
-    """ITU G.711 A-law of one 16-bit sample (Sun's g711.c: 13-bit magnitude, even bits inverted)."""
-    pcm = sample >> 3
-    mask = 0xD5
-    if pcm < 0:
-        pcm, mask = -pcm - 1, 0x55
-    segment = max(pcm.bit_length() - 5, 0)
-    if segment >= 8:
-        return 0x7F ^ mask
-    value = (segment << 4) | ((pcm >> (1 if segment < 2 else segment)) & 0x0F)
-    return value ^ mask
-
-
-def _table(byte_of: Any) -> np.ndarray[Any, np.dtype[np.uint8]]:
-    """A byte for every 16-bit sample, indexed by the sample's bits as unsigned: one lookup per sample."""
-    samples = np.arange(65536, dtype=np.uint16).view(np.int16)
-    return np.array([byte_of(int(sample)) for sample in samples], dtype=np.uint8)
-
-
-_TABLES: dict[str, np.ndarray[Any, np.dtype[np.uint8]]] = {}
-
-
+# -- sample encodings ---------------------------------------------------------------------------
 def convert_samples(pcm: bytes, encoding: str) -> bytes:
     """Our 16-bit little-endian PCM in a Cartesia encoding (stateless per sample, so pieces convert alone)."""
     if encoding == "pcm_s16le":
@@ -88,17 +53,13 @@ def convert_samples(pcm: bytes, encoding: str) -> bytes:
     samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2")
     if encoding == "pcm_f32le":
         return (samples.astype("<f4") / 32768.0).tobytes()
-    table = _TABLES.get(encoding)
-    if table is None:  # built on first use (about 0.1 s), kept for the process
-        table = _TABLES[encoding] = _table(_mulaw_byte if encoding == "pcm_mulaw" else _alaw_byte)
-    return table[samples.view(np.uint16)].tobytes()
+    return to_mulaw(pcm) if encoding == "pcm_mulaw" else to_alaw(pcm)
 
 
 def wav_header(encoding: str, sample_rate: int) -> bytes:
     """An open-ended WAV header (length unknown) for a Cartesia sample encoding."""
     width, tag = ENCODINGS[encoding]
-    fmt = struct.pack("<HHIIHH", tag, 1, sample_rate, sample_rate * width, width, width * 8)
-    return b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + b"data" + b"\xff" * 4
+    return streaming_wav_header(AudioFormat(sample_rate, width, 1), tag)
 
 
 # -- requests ------------------------------------------------------------------------------------

@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-import numpy as np
 
+from tts_trio.audio.formats import AudioFormat, streaming_wav_header
+from tts_trio.audio.g711 import ALAW_TAG, MULAW_TAG, to_alaw, to_mulaw
 from tts_trio.errors import ApiError, InvalidParameter, ShuttingDown
 from tts_trio.synthesis.params import MAX_SPEED, MIN_SPEED, clean_text
 from tts_trio.synthesis.sentences import SentenceAssembler
@@ -178,34 +178,8 @@ def voice_for_model(model: str, is_voice: Callable[[str], bool]) -> str:
 
 
 # -- G.711 ---------------------------------------------------------------------
-_MULAW_SEGMENT_ENDS = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], dtype=np.int32)
-_ALAW_SEGMENT_ENDS = np.array([0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF], dtype=np.int32)
-
-
-def to_mulaw(pcm: bytes) -> bytes:
-    """16-bit little-endian PCM as G.711 mu-law (the Sun ``g711.c`` rounding that audioop and SoX use)."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32) >> 2
-    mask = np.where(samples < 0, 0x7F, 0xFF)
-    magnitude = np.minimum(np.abs(samples), 8159) + 33
-    segment = np.searchsorted(_MULAW_SEGMENT_ENDS, magnitude, side="left")
-    value = (np.minimum(segment, 7) << 4) | ((magnitude >> (segment + 1)) & 0x0F)
-    value = np.where(segment >= 8, 0x7F, value)
-    return bytes(((value ^ mask) & 0xFF).astype(np.uint8).tobytes())
-
-
-def to_alaw(pcm: bytes) -> bytes:
-    """16-bit little-endian PCM as G.711 A-law (the Sun ``g711.c`` rounding that audioop and SoX use)."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32) >> 3
-    mask = np.where(samples >= 0, 0xD5, 0x55)
-    magnitude = np.where(samples >= 0, samples, -samples - 1)
-    segment = np.searchsorted(_ALAW_SEGMENT_ENDS, magnitude, side="left")
-    shift = np.where(segment < 2, 1, segment)
-    value = (np.minimum(segment, 7) << 4) | ((magnitude >> shift) & 0x0F)
-    value = np.where(segment >= 8, 0x7F, value)
-    return bytes(((value ^ mask) & 0xFF).astype(np.uint8).tobytes())
-
-
 def g711(law: str | None, pcm: bytes) -> bytes:
+    """Our PCM in the requested law (unchanged for linear16)."""
     if law == "mulaw":
         return to_mulaw(pcm)
     if law == "alaw":
@@ -214,22 +188,8 @@ def g711(law: str | None, pcm: bytes) -> bytes:
 
 
 def g711_wav_header(law: str, sample_rate: int) -> bytes:
-    """A WAV header for an open-ended G.711 stream (format 7 mu-law, 6 A-law; 8 bits, mono)."""
-    tag = 7 if law == "mulaw" else 6
-    open_ended = 0xFFFFFFFF
-    fmt = struct.pack("<HHIIHHH", tag, 1, sample_rate, sample_rate, 1, 8, 0)
-    return b"".join(
-        (
-            b"RIFF",
-            struct.pack("<I", open_ended),
-            b"WAVE",
-            b"fmt ",
-            struct.pack("<I", len(fmt)),
-            fmt,
-            b"data",
-            struct.pack("<I", open_ended),
-        )
-    )
+    """A WAV header for an open-ended G.711 stream (8-bit mono samples)."""
+    return streaming_wav_header(AudioFormat(sample_rate, 1, 1), MULAW_TAG if law == "mulaw" else ALAW_TAG)
 
 
 # -- messages (client -> server) ---------------------------------------------

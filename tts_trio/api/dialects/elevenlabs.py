@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-import numpy as np
 import trio
 from quart import Blueprint, Response, current_app, jsonify, request
 
@@ -32,6 +31,7 @@ from tts_trio.api.json_body import read_json_body
 from tts_trio.api.response_body import relayed_body
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.encoding import EncodingChoice, choose_encoding
+from tts_trio.audio.g711 import to_mulaw
 from tts_trio.errors import ApiError, InvalidParameter, VoiceNotFound
 from tts_trio.synthesis.params import GenerateParams, parse_json_params
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
@@ -104,16 +104,6 @@ def speed_of(voice_settings: Any) -> float:
     return float(speed)
 
 
-def to_ulaw(pcm: bytes) -> bytes:
-    """G.711 mu-law of 16-bit little-endian PCM (the ITU algorithm, bias 0x84, clip 32635)."""
-    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.int32)
-    sign = np.where(samples < 0, 0x80, 0)
-    magnitude = np.minimum(np.abs(samples), 32635) + 0x84
-    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return bytes((~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes())
-
-
 def eleven_error(error: ApiError) -> Any:
     """Both shapes: ElevenLabs' ``detail`` (what its clients show) and our ``error``."""
     response = jsonify({"detail": {"status": error.code, "message": error.message}, "error": error.to_dict()})
@@ -132,7 +122,7 @@ class _AudioWriter:
     message_overhead: int = 0
 
     def audio(self, piece: bytes, index: int) -> bytes:
-        return to_ulaw(piece) if self.ulaw else piece
+        return to_mulaw(piece) if self.ulaw else piece
 
     def timings(self, timings: SentenceTimings) -> None:
         return None

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import audioop
 import json
-import warnings
 
-import numpy as np
 import pytest
 
 from tts_trio.api.dialects.deepgram_protocol import (
@@ -26,8 +23,6 @@ from tts_trio.api.dialects.deepgram_protocol import (
     g711_wav_header,
     parse_message,
     parse_query,
-    to_alaw,
-    to_mulaw,
     voice_for_model,
 )
 from tts_trio.errors import InvalidParameter, ShuttingDown
@@ -192,15 +187,6 @@ def test_speak_is_refused_while_the_server_drains() -> None:
     with pytest.raises(Problem) as raised:
         socket.handle(Speak("Hello."))
     assert raised.value.code == "SHUTTING_DOWN"
-
-
-def test_g711_matches_the_reference_encoder() -> None:
-    samples = np.concatenate([np.arange(-32768, 32768, 7), [-32768, -1, 0, 1, 32767]]).astype("<i2")
-    pcm = samples.tobytes()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        assert to_mulaw(pcm) == audioop.lin2ulaw(pcm, 2)
-        assert to_alaw(pcm) == audioop.lin2alaw(pcm, 2)
 
 
 def test_g711_wav_header() -> None:
