@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -30,7 +31,7 @@ import numpy as np
 from tts_trio.api.websocket.frames import CONTEXT_CHUNK_BYTES
 from tts_trio.api.websocket.protocol import Append, Command, CommandError, Context, End, Flush, Stop, WsProtocol
 from tts_trio.audio.encoding import EncodingChoice
-from tts_trio.audio.formats import AudioFormat, streaming_wav_header
+from tts_trio.audio.formats import AudioFormat, WordTiming, streaming_wav_header
 from tts_trio.audio.g711 import to_alaw, to_mulaw
 from tts_trio.errors import ApiError, BadRequest, InvalidJson, InvalidParameter, error_for_code
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
@@ -158,6 +159,33 @@ def cartesia_error(error: ApiError, context_id: str | None = None) -> dict[str, 
     return payload
 
 
+def written_words(timings: SentenceTimings) -> tuple[WordTiming, ...]:
+    """The sentence's words, then the punctuation written after its last word as one more (zero-length) word.
+
+    The engine's words carry no punctuation, and a client that matches them
+    to the text it sent needs every character of the sentence accounted
+    for: LiveKit's plugin takes punctuation between words as part of the
+    next word, but a full stop after the last one is left over, and the
+    next sentence's words then no longer match (its transcript loses
+    them). Only punctuation is added: when the engine's words do not
+    match the text (numbers it expanded), nothing is.
+    """
+    words = timings.words
+    if not words:
+        return words
+    position = 0
+    for word in words:
+        found = re.compile(re.escape(word.word), re.IGNORECASE).search(timings.text, position)
+        if found is None:
+            return words
+        position = found.end()
+    tail = timings.text[position:].strip()
+    if not tail or any(character.isalnum() for character in tail):
+        return words
+    last = words[-1]
+    return (*words, WordTiming(tail, last.end, last.end))
+
+
 def _json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, separators=(",", ":"))
 
@@ -198,10 +226,11 @@ class CartesiaWriter:
     def timings_payload(self, timings: SentenceTimings) -> dict[str, Any] | None:
         if not self.add_timestamps or not timings.words:
             return None
+        stamps = written_words(timings)
         words = {
-            "words": [word.word for word in timings.words],
-            "start": [word.start for word in timings.words],
-            "end": [word.end for word in timings.words],
+            "words": [word.word for word in stamps],
+            "start": [word.start for word in stamps],
+            "end": [word.end for word in stamps],
         }
         return {"type": "timestamps", "done": False, "status_code": 206, "word_timestamps": words, **self._ids()}
 

@@ -14,6 +14,7 @@ from tts_trio.api.dialects.cartesia_protocol import (
     parse_output_format,
     speed_of,
     wav_header,
+    written_words,
 )
 from tts_trio.audio.formats import WordTiming
 from tts_trio.errors import InvalidParameter
@@ -74,7 +75,11 @@ def test_writer_frames_are_cartesias_messages() -> None:
     assert chunk == {"type": "chunk", "done": False, "status_code": 206, "context_id": "ctx"}
     words = (WordTiming("Hi", 0.0, 0.2), WordTiming("there", 0.2, 0.5))
     stamps = json.loads(writer.timings(SentenceTimings(1, "Hi there.", 0.0, 0.5, words)) or "")
-    assert stamps["word_timestamps"] == {"words": ["Hi", "there"], "start": [0.0, 0.2], "end": [0.2, 0.5]}
+    assert stamps["word_timestamps"] == {
+        "words": ["Hi", "there", "."],
+        "start": [0.0, 0.2, 0.5],
+        "end": [0.2, 0.5, 0.5],
+    }
     assert (
         CartesiaWriter("ctx", "pcm_s16le", add_timestamps=False).timings(SentenceTimings(1, "x", 0, 1, words)) is None
     )
@@ -88,3 +93,29 @@ def test_writer_frames_are_cartesias_messages() -> None:
     assert [json.loads(m) for m in writer.finished(None)] == [  # type: ignore[arg-type]
         {"type": "done", "done": True, "status_code": 200, "context_id": "ctx"}
     ]
+
+
+def _said(text: str, *words: str) -> list[str]:
+    timings = tuple(WordTiming(word, i * 0.1, i * 0.1 + 0.1) for i, word in enumerate(words))
+    return [word.word for word in written_words(SentenceTimings(0, text, 0.0, 1.0, timings))]
+
+
+def test_punctuation_after_the_last_word_is_one_more_word() -> None:
+    """LiveKit's plugin matches the words to the text it sent; a full stop left over breaks every later sentence."""
+    assert _said("It writes it. ", "It", "writes", "it") == ["It", "writes", "it", "."]
+    assert _said('"Really?!" she said... ', "Really", "she", "said") == ["Really", "she", "said", "..."]
+    assert _said("Hello, world", "Hello", "world") == ["Hello", "world"]  # nothing after the last word
+    assert _said("HELLO there!", "hello", "there") == ["hello", "there", "!"]  # the engine's case is kept
+    stamps = written_words(SentenceTimings(0, "Go.", 0.0, 1.0, (WordTiming("Go", 0.25, 0.5),)))
+    assert stamps[-1] == WordTiming(".", 0.5, 0.5)
+
+
+def test_words_that_do_not_match_the_text_get_nothing_added() -> None:
+    assert _said("At 3.30 p.m.", "At", "three", "thirty", "pm") == ["At", "three", "thirty", "pm"]
+    assert _said("One two three.", "One", "two") == ["One", "two"]  # a word left unspoken is not punctuation
+    assert (
+        _said(
+            "",
+        )
+        == []
+    )
