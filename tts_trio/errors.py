@@ -18,13 +18,15 @@ The tree::
     ├── Forbidden (403)               │   ├── VoiceExists
     ├── ContextIdle (408)             │   └── BuiltinVoice
     ├── TooLarge (413)                ├── QueueFull (429)
-    │   ├── TextTooLong               └── Unavailable (503)
-    │   └── BodyTooLarge                  ├── EngineUnavailable
-    └── InvalidParameter (422)            │   └── EngineLoadError
-        ├── EmptyText                     ├── Overloaded
-        ├── VoiceNotSupported             ├── ShuttingDown
-        ├── InvalidAudio                  └── SynthesisFailed
-        └── AudioDuration                     └── EngineTimeout
+    │   ├── TextTooLong               ├── Unavailable (503)
+    │   └── BodyTooLarge              │   ├── EngineUnavailable
+    └── InvalidParameter (422)        │   │   └── EngineLoadError
+        ├── EmptyText                 │   ├── Overloaded
+        ├── VoiceNotSupported         │   ├── ShuttingDown
+        ├── InvalidAudio              │   ├── StoreReadOnly
+        └── AudioDuration             │   └── SynthesisFailed
+                                      │       └── EngineTimeout
+                                      └── InsufficientStorage (507)
 """
 
 from __future__ import annotations
@@ -246,6 +248,16 @@ class ShuttingDown(Unavailable):
     code = "shutting_down"
 
 
+class StoreReadOnly(Unavailable):
+    """Raised when the voice store refuses a write (read-only file system, no permission); carries ``retry_after``.
+
+    Reads keep working; the next write tries again, so the store recovers
+    as soon as it is writable, without a restart.
+    """
+
+    code = "store_read_only"
+
+
 class SynthesisFailed(Unavailable):
     """Raised when the engine fails while synthesizing; the message is generic on purpose."""
 
@@ -256,3 +268,21 @@ class EngineTimeout(SynthesisFailed):
     """Raised when a sentence takes longer than the per-sentence deadline."""
 
     code = "engine_timeout"
+
+
+# -- 507 -----------------------------------------------------------------------------------------
+class InsufficientStorage(ApiError):
+    """Raised when the voice store's disk (or the quota on it) is full; nothing was written.
+
+    The next write tries again, so the store recovers as soon as space is freed.
+    """
+
+    status = 507
+    code = "insufficient_storage"
+
+
+class TooManyConnections(Unavailable):
+    """Raised (answered by the connection cap, tts_trio.server.connection_limit) when the server has
+    ``max_connections`` HTTP requests and WebSockets open; carries ``retry_after``."""
+
+    code = "too_many_connections"

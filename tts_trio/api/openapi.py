@@ -50,6 +50,28 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(status): _json(_ERROR, text[status]) for status in statuses}
 
 
+def _store_errors() -> dict[str, Any]:
+    """A write to the voice store refused: its disk is full (507) or it is read-only (503, Retry-After)."""
+    read_only = _json(
+        _ERROR, "store_read_only: the voice store is read-only (voices can still be listed and used); retry later"
+    )
+    read_only["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+    return {
+        "503": read_only,
+        "507": _json(_ERROR, "insufficient_storage: the voice store's disk or quota is full; nothing was written"),
+    }
+
+
+_STORE_CONDITION = {
+    "type": "string",
+    "enum": ["ok", "full", "read_only", "unavailable"],
+    "description": (
+        "Whether the voice store can take a write now: full (less free space than the longest voice needs), "
+        "read_only (a read-only mount or no permission), unavailable (cannot be examined)"
+    ),
+}
+
+
 _AUDIO_CONTENT = {
     "audio/wav": {},
     "audio/mpeg": {},
@@ -182,7 +204,24 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
             "/ready": {
                 "get": {
                     "summary": "Readiness: 200 when the engine takes requests, 503 otherwise (open without a key)",
-                    "responses": {"200": {"description": "Ready"}, "503": {"description": "Not ready"}},
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "ready": {"type": "boolean"},
+                                    "engine": {"type": ["string", "null"]},
+                                    "store": {
+                                        **_STORE_CONDITION,
+                                        "description": "Only when the voice store cannot take a write now "
+                                        "(not ok); the replica stays ready, as it still synthesizes",
+                                    },
+                                },
+                            },
+                            "Ready",
+                        ),
+                        "503": {"description": "Not ready"},
+                    },
                 }
             },
             "/health": {
@@ -329,6 +368,7 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                         "201": {"description": "The stored voice"},
                         "409": _json(_ERROR, "A voice with this name exists"),
                         **_errors(400, 413, 422),
+                        **_store_errors(),
                     },
                 }
             },
@@ -348,6 +388,7 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                         "405": _json(_ERROR, "create: that path is the upload route (POST)"),
                         "409": _json(_ERROR, "A built-in voice"),
                         **_errors(404),
+                        **_store_errors(),
                     },
                 }
             },
@@ -355,7 +396,11 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                 "post": {
                     "summary": "Make a voice the current one (used when a request names none)",
                     "parameters": [_path("voice_id")],
-                    "responses": {"200": {"description": "The current voice"}, **_errors(404, 422)},
+                    "responses": {
+                        "200": {"description": "The current voice"},
+                        **_errors(404, 422),
+                        **_store_errors(),
+                    },
                 }
             },
             "/v1/models": {
@@ -417,6 +462,8 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                         "voices": {"type": "integer"},
                         "slots": {"type": "object"},
                         "active_streams": {"type": "integer"},
+                        "store": _STORE_CONDITION,
+                        "store_free_bytes": {"type": ["integer", "null"]},
                     },
                 },
             }

@@ -19,12 +19,22 @@ Why it cannot lose or leak a file:
 * The disk is the only truth: listings read it, so several server
   processes sharing the directory agree, and a corrupt entry is skipped
   with a warning instead of breaking the listing.
+
+A full or read-only store is an answer, not a crash: every write maps a
+full disk or quota (``ENOSPC``, ``EDQUOT``) to :class:`InsufficientStorage`
+(507) and a store it may not write (``EROFS``, ``EACCES``, ``EPERM``) to
+:class:`StoreReadOnly` (503, with Retry-After), after removing what it had
+staged, so a failed write leaves the store as it was. Nothing caches the
+condition: every write simply tries, so the store recovers the moment
+space or permission returns. :meth:`VoiceStore.probe` says, without
+writing, whether a write could succeed now (``/ready`` and ``/health``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import logging
@@ -32,13 +42,15 @@ import os
 import re
 import secrets
 import shutil
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-from tts_trio.errors import VoiceExists, VoiceNotFound
+from tts_trio.errors import ApiError, InsufficientStorage, StoreReadOnly, VoiceExists, VoiceNotFound
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +61,14 @@ _AUDIO = "reference.wav"
 _CURRENT = ".current.json"
 #: Staging entries older than this were left by a crash (a write takes well under a second).
 STALE_SECONDS = 600.0
+#: errno values that mean the disk or the quota is full.
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: errno values that mean the store may not be written (a read-only mount, no permission).
+READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+#: Seconds a client is told to wait before retrying a write refused by a read-only store.
+READ_ONLY_RETRY_AFTER = 30
+
+StoreCondition = Literal["ok", "full", "read_only", "unavailable"]
 
 
 @attrs.frozen
@@ -67,6 +87,54 @@ class StoredVoice:
 
     def to_dict(self) -> dict[str, Any]:
         return {**attrs.asdict(self), "kind": "custom"}
+
+
+def voice_bytes(max_seconds: float) -> int:
+    """The most a voice takes on disk: the longest reference allowed as 16-bit mono, plus its metadata."""
+    return int((max_seconds + 0.5) * REFERENCE_RATE) * 2 + 8192
+
+
+@attrs.frozen
+class StoreState:
+    """What :meth:`VoiceStore.probe` found: whether a write could succeed now, and the space left."""
+
+    #: ``ok``; ``full`` (less space than ``min_free_bytes``, or no inodes); ``read_only``
+    #: (a read-only mount, or no write permission); ``unavailable`` (the directory cannot be examined).
+    condition: StoreCondition
+    free_bytes: int | None
+
+
+def store_error(error: OSError, action: str) -> ApiError | None:
+    """The answer for a write that failed with ``error``, or None when it is no storage condition.
+
+    ``action`` completes "could not ..."; the message names no path (a
+    client learns nothing about the server's disks).
+    """
+    if error.errno in FULL_ERRNOS:
+        return InsufficientStorage(
+            f"the voice store is full: could not {action}, and nothing was written; "
+            "the operator must free space (or raise the quota), then retry"
+        )
+    if error.errno in READ_ONLY_ERRNOS:
+        return StoreReadOnly(
+            f"the voice store is read-only: could not {action}; voices can still be listed and used; "
+            f"retry in {READ_ONLY_RETRY_AFTER} s",
+            retry_after=READ_ONLY_RETRY_AFTER,
+        )
+    return None
+
+
+@contextlib.contextmanager
+def _writing(action: str) -> Iterator[None]:
+    """Turn a full or read-only disk under the block into its answer (other errors pass unchanged)."""
+    try:
+        yield
+    except OSError as error:
+        answer = store_error(error, action)
+        if answer is None:
+            raise
+        log.warning("voice store: could not %s: %s", action, os.strerror(error.errno or 0))
+        raise answer from error
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -90,21 +158,70 @@ class VoiceStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        #: Staging and trash entries a failed write could not remove (the disk went read-only
+        #: under it); each later write tries again, and :meth:`open` clears them too.
+        self._leftovers: set[Path] = set()
+        self._leftovers_lock = threading.Lock()
+
+    def probe(self, min_free_bytes: int = 0) -> StoreState:
+        """Whether a write could succeed now, found without writing (cheap enough for every ``/ready``).
+
+        ``full`` means less than ``min_free_bytes`` free (for the server: less
+        than one voice with the longest reference allowed needs) or no inode
+        left. Nothing is cached: each call looks again.
+        """
+        try:
+            stats = os.statvfs(self.root)
+        except OSError:
+            return StoreState("unavailable", None)
+        free = stats.f_bavail * stats.f_frsize
+        if stats.f_flag & os.ST_RDONLY or not os.access(self.root, os.W_OK):
+            return StoreState("read_only", free)
+        # Some file systems (btrfs) report no inode counts at all: only a count of zero left means full.
+        if free < max(min_free_bytes, 1) or (stats.f_files > 0 and stats.f_favail == 0):
+            return StoreState("full", free)
+        return StoreState("ok", free)
+
+    def _discard(self, path: Path) -> None:
+        """Remove a staging or trash entry; one that cannot be removed now is retried by later writes."""
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        with self._leftovers_lock:
+            if os.path.lexists(path):
+                if path not in self._leftovers:
+                    log.warning("voice store: could not remove %s; later writes will try again", path.name)
+                self._leftovers.add(path)
+            else:
+                self._leftovers.discard(path)
+
+    def _retry_leftovers(self) -> None:
+        with self._leftovers_lock:
+            pending = list(self._leftovers)
+        for path in pending:
+            self._discard(path)
 
     def open(self) -> None:
-        """Create the directory and clear what a crash may have left behind."""
+        """Create the directory and clear what a crash may have left behind.
+
+        A store that is full or read-only still opens (it is listed and
+        used; writes are refused until it is writable again).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         for leftover in self.root.glob(".tmp-*"):
             # Another process sharing the directory may be writing right now: only old ones are ours to clear.
-            if time.time() - leftover.stat().st_mtime < STALE_SECONDS:
+            try:
+                age = time.time() - leftover.lstat().st_mtime
+            except OSError:
+                continue  # removed meanwhile by the process that wrote it
+            if age < STALE_SECONDS:
                 continue
             log.warning("removing an unfinished write left by an earlier crash: %s", leftover.name)
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                leftover.unlink(missing_ok=True)
+            self._discard(leftover)
         for leftover in self.root.glob(".trash-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+            self._discard(leftover)
 
     def list(self) -> list[StoredVoice]:
         voices = []
@@ -151,16 +268,18 @@ class VoiceStore:
             checksum="sha256:" + hashlib.sha256(wav).hexdigest(),
             source_format=source_format,
         )
+        self._retry_leftovers()
         staging = self.root / f".tmp-{voice.id}"
-        staging.mkdir()
-        try:
-            _fsync_write(staging / _AUDIO, wav)
-            _fsync_write(staging / _META, json.dumps(attrs.asdict(voice), indent=2).encode())
-            _fsync_dir(staging)
-            self._commit(staging, self.root / voice.id)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        with _writing("store the voice"):
+            staging.mkdir()
+            try:
+                _fsync_write(staging / _AUDIO, wav)
+                _fsync_write(staging / _META, json.dumps(attrs.asdict(voice), indent=2).encode())
+                _fsync_dir(staging)
+                self._commit(staging, self.root / voice.id)
+            except BaseException:
+                self._discard(staging)
+                raise
         _fsync_dir(self.root)
         return voice
 
@@ -170,19 +289,24 @@ class VoiceStore:
 
     def delete(self, voice_id: str) -> StoredVoice:
         voice = self.get(voice_id)
+        self._retry_leftovers()
         trash = self.root / f".trash-{voice.id}-{secrets.token_hex(4)}"
-        try:
-            os.rename(self.root / voice.id, trash)
-        except FileNotFoundError:
-            raise VoiceNotFound(f"no voice {voice_id!r}", field="voice_id") from None  # deleted by another process
+        with _writing("delete the voice"):
+            try:
+                os.rename(self.root / voice.id, trash)
+            except FileNotFoundError:
+                raise VoiceNotFound(f"no voice {voice_id!r}", field="voice_id") from None  # deleted by another process
         _fsync_dir(self.root)
-        shutil.rmtree(trash, ignore_errors=True)
-        if self.current() == voice.id:
-            self.set_current(None)
+        self._discard(trash)
+        if self._stored_current() == voice.id:
+            try:
+                self.set_current(None)
+            except (InsufficientStorage, StoreReadOnly):
+                # The voice is gone all the same: current() no longer names it, and the next set replaces the file.
+                log.warning("voice store: %s was the current voice; the default applies", voice.id)
         return voice
 
-    def current(self) -> str | None:
-        """The id set with ``POST /v1/voices/{id}/set``, or None for the engine's default."""
+    def _stored_current(self) -> str | None:
         try:
             data = json.loads((self.root / _CURRENT).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -190,8 +314,25 @@ class VoiceStore:
         value = data.get("voice_id") if isinstance(data, dict) else None
         return value if isinstance(value, str) else None
 
+    def current(self) -> str | None:
+        """The id set with ``POST /v1/voices/{id}/set``, or None for the engine's default.
+
+        A custom voice deleted since (by a delete that could not clear the
+        setting, or by another process) is no longer the current one.
+        """
+        value = self._stored_current()
+        if value is not None and _ID.match(value) and not (self.root / value).is_dir():
+            return None
+        return value
+
     def set_current(self, voice_id: str | None) -> None:
+        self._retry_leftovers()
         staging = self.root / f".tmp-current-{secrets.token_hex(4)}"
-        _fsync_write(staging, json.dumps({"voice_id": voice_id}).encode())
-        os.replace(staging, self.root / _CURRENT)
+        with _writing("set the current voice"):
+            try:
+                _fsync_write(staging, json.dumps({"voice_id": voice_id}).encode())
+                os.replace(staging, self.root / _CURRENT)
+            except BaseException:
+                self._discard(staging)
+                raise
         _fsync_dir(self.root)

@@ -4,6 +4,11 @@ Uploads are read with a byte limit that holds with or without
 Content-Length (Quart checks only the header), parsed as multipart form
 data, decoded by a real audio decoder and stored atomically; see
 :mod:`tts_trio.voices.store` and :mod:`tts_trio.voices.reference_audio`.
+
+Every write (create, delete, set) on a full store answers 507
+``insufficient_storage`` and on a read-only one 503 ``store_read_only``
+with Retry-After, leaving the store as it was; listing keeps working. The
+store raises those itself, so these handlers need nothing of their own.
 """
 
 from __future__ import annotations
