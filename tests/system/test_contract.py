@@ -62,6 +62,17 @@ include-path = "/tts/websocket"
 include-method = "GET"
 checks.positive_data_acceptance.enabled = false
 
+# ElevenLabs' WebSockets: as above.
+[[operations]]
+include-path = "/v1/text-to-speech/{voice_id}/stream-input"
+include-method = "GET"
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
+include-path = "/v1/text-to-speech/{voice_id}/multi-stream-input"
+include-method = "GET"
+checks.positive_data_acceptance.enabled = false
+
 # Deepgram's WebSocket: as above (a plain GET is refused with 405, POST being the REST route).
 [[operations]]
 include-path = "/v1/speak"

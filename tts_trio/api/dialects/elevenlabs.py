@@ -1,12 +1,17 @@
-"""ElevenLabs-compatible text-to-speech REST routes (``POST /v1/text-to-speech/{voice_id}[/stream]``).
+"""ElevenLabs-compatible text-to-speech: REST (``POST /v1/text-to-speech/{voice_id}[/stream]``) and WebSockets.
 
-Clients written for ElevenLabs (its SDK's ``text_to_speech.convert`` and
-``stream``, LiveKit's plugin for its non-streaming ``synthesize``) work by
-pointing their base URL here. ElevenLabs names the audio as
-``codec_rate[_bitrate]`` (``mp3_44100_128``, ``pcm_24000``, ``ulaw_8000``,
-``opus_48000_64``); each maps onto one of our encodings at that rate (the
-bitrate is not configurable here and is ignored). ``ulaw`` is G.711 mu-law
-made here from 8 kHz PCM, since the shared encoders have no such format.
+Clients written for ElevenLabs (its SDK's ``text_to_speech.convert``,
+``stream`` and ``convert_realtime``, LiveKit's plugin) work by pointing
+their base URL here. ElevenLabs names the audio as ``codec_rate[_bitrate]``
+(``mp3_44100_128``, ``pcm_24000``, ``ulaw_8000``, ``opus_48000_64``); each
+maps onto one of our encodings at that rate (the bitrate is ignored).
+``ulaw`` is G.711 mu-law made here from 8 kHz PCM, since the shared
+encoders have no such format.
+
+The sockets ``.../stream-input`` and ``.../multi-stream-input`` are our
+text-in context session with ElevenLabs' messages
+(:class:`~.elevenlabs_protocol.ElevenDialect`); this module adds only the
+close the client may ask for, which the shared session does not do.
 
 A voice id the engine knows selects that voice; any other id (ElevenLabs'
 own ids such as ``21m00Tcm4TlvDq8N2WB2``) and every ``model_id`` speak
@@ -14,94 +19,46 @@ with the current engine's default voice, so a client that only knows
 ElevenLabs' names still speaks. ``voice_settings.speed`` is honoured; the
 other voice settings have no meaning for our engines and are accepted.
 
-Errors carry both ElevenLabs' ``{"detail": {"status", "message"}}`` and our
-``{"error": {"code", "message"}}``, with our 4xx status.
+REST errors carry both ElevenLabs' ``{"detail": {"status", "message"}}`` and
+our ``{"error": {"code", "message"}}``, with our 4xx status. See
+docs/elevenlabs.md.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import trio
-from quart import Blueprint, Response, current_app, jsonify, request
+from quart import Blueprint, Response, current_app, jsonify, request, websocket
 
+from tts_trio.api.dialects.elevenlabs_protocol import (
+    DEFAULT_OUTPUT_FORMAT,
+    ElevenDialect,
+    parse_output_format,
+    parse_stream_query,
+    speed_of,
+    voice_for,
+)
 from tts_trio.api.json_body import read_json_body
 from tts_trio.api.response_body import relayed_body
 from tts_trio.api.state import current_service, current_settings
-from tts_trio.audio.encoding import EncodingChoice, choose_encoding
+from tts_trio.api.websocket.session import serve_session
 from tts_trio.audio.g711 import to_mulaw
-from tts_trio.errors import ApiError, InvalidParameter, VoiceNotFound
+from tts_trio.errors import ApiError, InvalidParameter
 from tts_trio.synthesis.params import GenerateParams, parse_json_params
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
-from tts_trio.synthesis.service import TtsService
 
 blueprint = Blueprint("elevenlabs", __name__)
 
-#: ElevenLabs' codec names -> (our format, the content type ElevenLabs' clients expect).
-_CODECS = {
-    "mp3": ("mp3", "audio/mpeg"),
-    "pcm": ("pcm", "audio/pcm"),
-    "ulaw": ("pcm", "audio/basic"),
-    "opus": ("opus", "audio/ogg"),
-}
-DEFAULT_OUTPUT_FORMAT = "mp3_44100_128"
 #: Body fields ElevenLabs defines; accepted, and only text, voice_settings.speed used.
 _BODY_FIELDS = {
     "text", "model_id", "language_code", "voice_settings", "pronunciation_dictionary_locators", "seed",
     "previous_text", "next_text", "previous_request_ids", "next_request_ids", "use_pvc_as_ivc",
     "apply_text_normalization", "apply_language_text_normalization", "audio_effects",
 }  # fmt: skip
-
-
-@attrs.frozen
-class ElevenFormat:
-    """An ElevenLabs ``output_format``: what we encode, and how it is labelled."""
-
-    name: str
-    choice: EncodingChoice
-    content_type: str
-    ulaw: bool
-
-
-def parse_output_format(name: str, service: TtsService) -> ElevenFormat:
-    """``mp3_44100_128`` and the like; raises :class:`InvalidParameter` naming what is wrong."""
-    codec, _, rest = name.partition("_")
-    rate_text = rest.partition("_")[0]
-    if codec not in _CODECS or not rate_text.isdigit():
-        raise InvalidParameter(
-            f"output_format: {name[:40]!r} is not codec_rate[_bitrate] with codec mp3, pcm, ulaw or opus",
-            field="output_format",
-        )
-    ours, content_type = _CODECS[codec]
-    rate = int(rate_text)
-    if codec == "ulaw" and rate != 8000:
-        raise InvalidParameter("output_format: ulaw is only 8000 Hz", field="output_format")
-    choice = choose_encoding(ours, rate, service.pool.audio_format)
-    return ElevenFormat(name, choice, content_type, codec == "ulaw")
-
-
-def voice_for(voice_id: str, service: TtsService) -> str:
-    """Our voice for an ElevenLabs voice id: itself when the engine knows it, else the default voice."""
-    try:
-        service.resolve_voice(voice_id)
-    except (VoiceNotFound, ApiError):
-        return "default"
-    return voice_id
-
-
-def speed_of(voice_settings: Any) -> float:
-    if voice_settings is None:
-        return 1.0
-    if not isinstance(voice_settings, dict):
-        raise InvalidParameter("voice_settings: must be an object", field="voice_settings")
-    speed = voice_settings.get("speed", 1.0)
-    if speed is None:
-        return 1.0
-    if not isinstance(speed, int | float) or isinstance(speed, bool):
-        raise InvalidParameter("voice_settings.speed: must be a number", field="voice_settings")
-    return float(speed)
 
 
 def eleven_error(error: ApiError) -> Any:
@@ -180,6 +137,50 @@ async def stream(voice_id: str) -> Any:
     return await _speak(voice_id)
 
 
+@blueprint.websocket("/v1/text-to-speech/<voice_id>/stream-input")
+async def stream_input(voice_id: str) -> None:
+    """One stream per socket: text in pieces, ``{"text": ""}`` ends it (final message, then close 1000)."""
+    await _serve_socket(voice_id, multi=False)
+
+
+@blueprint.websocket("/v1/text-to-speech/<voice_id>/multi-stream-input")
+async def multi_stream_input(voice_id: str) -> None:
+    """Many contexts per socket, each named by ``context_id``; ``close_socket`` ends them and closes."""
+    await _serve_socket(voice_id, multi=True)
+
+
+async def _serve_socket(voice_id: str, *, multi: bool) -> None:
+    # Refused before the upgrade (an HTTP 4xx, which ElevenLabs' clients report) when the query is wrong.
+    query = parse_stream_query(voice_id, websocket.args, current_service())
+    asked = trio.Event()
+    dialect = ElevenDialect(query, multi=multi, on_close=asked.set)
+    connection = websocket._get_current_object()  # type: ignore[attr-defined]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_close_when_asked, connection, dialect, asked, nursery.cancel_scope)
+        await serve_session(dialect)
+        nursery.cancel_scope.cancel()
+
+
+async def _close_when_asked(
+    connection: Any, dialect: ElevenDialect, asked: trio.Event, session: trio.CancelScope
+) -> None:
+    """Close with 1000 once the client asked to and every context's final message has gone out.
+
+    A context's final is its last send, made before the session forgets the
+    context, so an idle protocol means all of them were sent. The session
+    has no event for that; it is looked at every 10 ms, only after the
+    client asked to close.
+    """
+    await asked.wait()
+    while dialect.protocol is not None and dialect.protocol.busy():  # noqa: ASYNC110
+        await trio.sleep(0.01)
+    with trio.move_on_after(current_settings().send_timeout):
+        for payload in dialect.farewell:
+            await connection.send(json.dumps(payload, separators=(",", ":")))
+        await connection.close(1000)
+    session.cancel()
+
+
 def openapi_paths(max_chars: int) -> dict[str, Any]:
     """The ElevenLabs routes for the API description; see docs/elevenlabs.md."""
     error = {
@@ -234,7 +235,43 @@ def openapi_paths(max_chars: int) -> dict[str, Any]:
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {"200": {"description": "Audio, streamed as it is synthesized", "content": audio}, **errors},
     }
+    socket_parameters = [
+        *parameters,
+        {"name": "model_id", "in": "query", "schema": {"type": "string"}, "description": "accepted, not used"},
+        *(
+            {"name": name, "in": "query", "schema": {"enum": ["true", "false"]}, "description": "accepted, not used"}
+            for name in ("enable_ssml_parsing", "auto_mode", "sync_alignment")
+        ),
+        {
+            "name": "inactivity_timeout",
+            "in": "query",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            "description": "1 to 180; accepted, the server's context idle timeout applies",
+        },
+    ]
+
+    def socket(summary: str) -> dict[str, Any]:
+        return {
+            "get": {
+                "summary": summary,
+                "parameters": socket_parameters,
+                "responses": {
+                    "101": {"description": "Switching to the WebSocket protocol"},
+                    "400": {
+                        "description": "A plain HTTP request, not a WebSocket upgrade",
+                        "content": {"application/json": {"schema": {"type": "object", "required": ["error"]}}},
+                    },
+                },
+            }
+        }
+
     return {
+        "/v1/text-to-speech/{voice_id}/stream-input": socket(
+            "WebSocket: ElevenLabs' input streaming, one stream; see docs/elevenlabs.md"
+        ),
+        "/v1/text-to-speech/{voice_id}/multi-stream-input": socket(
+            "WebSocket: ElevenLabs' multi-context input streaming; see docs/elevenlabs.md"
+        ),
         "/v1/text-to-speech/{voice_id}": {"post": {"summary": "ElevenLabs-compatible speech", **operation}},
         "/v1/text-to-speech/{voice_id}/stream": {
             "post": {"summary": "ElevenLabs-compatible streamed speech", **operation}
