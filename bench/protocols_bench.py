@@ -7,13 +7,17 @@ opening message already done) to the first audio on:
 
 * our WebSocket (``generate``, and a text-in context: ``append`` + ``end``),
 * Wyoming ``synthesize`` (Home Assistant's protocol, raw TCP),
+* the vendor dialects' WebSockets: Cartesia ``/tts/websocket``, Deepgram
+  ``/v1/speak`` (``Speak`` + ``Flush``) and ElevenLabs ``stream-input``,
 
 and, as the baseline, raw ``espeak-ng --stdout`` on the first sentence. The
 protocols are measured in turns (one of each per round), so a noisy moment
 on the machine falls on all of them alike; the figure is the median. The
 target: each other protocol within 5 ms of our own WebSocket. It also
-measures ``stop`` -> ``stopped`` on our WebSocket and counts audio received
-after the answer, which must be none.
+cancels a long text on each WebSocket once its audio flows (our ``stop``,
+Deepgram's ``Clear``, Cartesia's ``cancel``, ElevenLabs' ``close_context``),
+times the answer where the protocol has one, and counts audio of the
+cancelled text received after it, which must be none.
 
 The clients here are minimal ones written to each wire format, not the
 protocols' own client libraries (their overhead is not the server's); those
@@ -25,6 +29,7 @@ Usage: ``python bench/protocols_bench.py [--quick] [--json PATH]``
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import statistics
@@ -106,12 +111,60 @@ class Protocols:
                 if kind == "error":
                     raise RuntimeError("wyoming answered an error")
 
+    async def cartesia(self, text: str) -> float:
+        async with open_websocket_url(self.ws_base + "/tts/websocket", max_message_size=1 << 24) as ws:
+            started = time.perf_counter()
+            await ws.send_message(json.dumps(_cartesia_request("c", text)))
+            while True:
+                message = json.loads(await ws.get_message())
+                if message.get("type") == "chunk":
+                    first = time.perf_counter()
+                    break
+            await ws.send_message(json.dumps({"context_id": "c", "cancel": True}))
+            return first - started
+
+    async def deepgram(self, text: str) -> float:
+        url = f"{self.ws_base}/v1/speak?encoding=linear16&sample_rate={RATE}"
+        async with open_websocket_url(url, max_message_size=1 << 24) as ws:
+            started = time.perf_counter()
+            await ws.send_message(json.dumps({"type": "Speak", "text": text}))
+            await ws.send_message(json.dumps({"type": "Flush"}))
+            first = await _first_binary(ws)
+            await ws.send_message(json.dumps({"type": "Clear"}))
+            return first - started
+
+    async def elevenlabs(self, text: str) -> float:
+        url = f"{self.ws_base}/v1/text-to-speech/default/stream-input?output_format=pcm_{RATE}"
+        async with open_websocket_url(url, max_message_size=1 << 24) as ws:
+            await ws.send_message(json.dumps({"text": " "}))  # the opening message every client sends
+            started = time.perf_counter()
+            await ws.send_message(json.dumps({"text": text + " ", "flush": True}))
+            while True:
+                message = json.loads(await ws.get_message())
+                if message.get("audio"):
+                    return time.perf_counter() - started
+                if message.get("error") or message.get("isFinal"):
+                    raise RuntimeError(f"elevenlabs answered {message}")
+
     def all(self) -> dict[str, Measure]:
         return {
             "ours (WS generate)": self.ours_generate,
             "ours (WS context)": self.ours_context,
             "Wyoming synthesize": self.wyoming,
+            "Cartesia WS": self.cartesia,
+            "Deepgram WS": self.deepgram,
+            "ElevenLabs stream-input": self.elevenlabs,
         }
+
+
+def _cartesia_request(context_id: str, text: str) -> dict[str, Any]:
+    return {
+        "context_id": context_id,
+        "model_id": "sonic-2",
+        "transcript": text,
+        "voice": {"mode": "id", "id": "any"},
+        "output_format": {"container": "raw", "encoding": "pcm_s16le", "sample_rate": RATE},
+    }
 
 
 def _wyoming_event(kind: str, data: dict[str, Any]) -> bytes:
@@ -163,6 +216,79 @@ async def ours_stop(ws_base: str) -> tuple[float, int]:
         return latency, await _late_audio(ws, ping=json.dumps({"action": "ping"}), pong="pong")
 
 
+async def deepgram_clear(ws_base: str) -> tuple[float, int]:
+    """``Clear`` -> ``Cleared`` while a long text is spoken, and audio after ``Cleared`` (a later text's)."""
+    url = f"{ws_base}/v1/speak?encoding=linear16&sample_rate={RATE}"
+    async with open_websocket_url(url, max_message_size=1 << 24) as ws:
+        await ws.send_message(json.dumps({"type": "Speak", "text": LONG_TEXT}))
+        await ws.send_message(json.dumps({"type": "Flush"}))
+        await _first_binary(ws)
+        started = time.perf_counter()
+        await ws.send_message(json.dumps({"type": "Clear"}))
+        while True:
+            message = await ws.get_message()
+            if isinstance(message, str) and json.loads(message).get("type") == "Cleared":
+                latency = time.perf_counter() - started
+                break
+        return latency, await _late_audio(ws)
+
+
+async def cartesia_cancel(ws_base: str) -> tuple[float, int]:
+    """``cancel`` of a long context, then a new one: the cancelled context's chunks after the new one's first.
+
+    Cartesia does not answer a cancel, so the figure is the time from the
+    cancel to the new context's first audio, which queues behind it.
+    """
+    async with open_websocket_url(ws_base + "/tts/websocket", max_message_size=1 << 24) as ws:
+        await ws.send_message(json.dumps(_cartesia_request("long", LONG_TEXT)))
+        while json.loads(await ws.get_message()).get("type") != "chunk":
+            pass
+        started = time.perf_counter()
+        await ws.send_message(json.dumps({"context_id": "long", "cancel": True}))
+        await ws.send_message(json.dumps(_cartesia_request("next", FIRST_SENTENCE)))
+        late, latency = 0, None
+        with trio.move_on_after(5):
+            while True:
+                message = json.loads(await ws.get_message())
+                if message.get("type") != "chunk":
+                    if message.get("context_id") == "next" and message.get("type") == "done":
+                        break
+                    continue
+                if message.get("context_id") == "next" and latency is None:
+                    latency = time.perf_counter() - started
+                elif message.get("context_id") == "long" and latency is not None:
+                    late += len(base64.b64decode(message["data"]))
+        if latency is None:
+            raise RuntimeError("cartesia: no audio for the context after the cancel")
+        return latency, late
+
+
+async def elevenlabs_close_context(ws_base: str) -> tuple[float, int]:
+    """``close_context`` of a long multi-stream context -> its ``isFinal``, and its audio after that."""
+    url = f"{ws_base}/v1/text-to-speech/default/multi-stream-input?output_format=pcm_{RATE}"
+    async with open_websocket_url(url, max_message_size=1 << 24) as ws:
+        await ws.send_message(json.dumps({"text": " ", "context_id": "long"}))
+        # No flush: a close_context straight after a flush lets the flushed text finish (LiveKit ends
+        # every turn that way), while one during plain text stops the context at once.
+        await ws.send_message(json.dumps({"text": LONG_TEXT + " ", "context_id": "long"}))
+        while not json.loads(await ws.get_message()).get("audio"):
+            pass
+        started = time.perf_counter()
+        await ws.send_message(json.dumps({"context_id": "long", "close_context": True}))
+        while True:
+            message = json.loads(await ws.get_message())
+            if message.get("isFinal") and message.get("contextId", message.get("context_id")) == "long":
+                latency = time.perf_counter() - started
+                break
+        late = 0
+        with trio.move_on_after(0.3):
+            while True:
+                message = json.loads(await ws.get_message())
+                if message.get("audio"):
+                    late += len(base64.b64decode(message["audio"]))
+        return latency, late
+
+
 async def _late_audio(ws: WebSocketConnection, ping: str | None = None, pong: str = "") -> int:
     """Audio bytes that arrive within 0.3 s after a cancel was answered (must be none)."""
     late = 0
@@ -206,7 +332,17 @@ async def run(quick: bool) -> dict[str, Any]:
             for label, text in texts.items():
                 for name, measure in measures.items():
                     samples[label][name].append(await measure(text))
-        stops = [await ours_stop(protocols.ws_base) for _ in range(3 if quick else 8)]
+        cancels: dict[str, list[tuple[float, int]]] = {
+            "ours stop -> stopped": [],
+            "Deepgram Clear -> Cleared": [],
+            "Cartesia cancel -> next context's audio": [],
+            "ElevenLabs close_context -> isFinal": [],
+        }
+        for _ in range(3 if quick else 8):
+            for name, cancel in zip(
+                cancels, (ours_stop, deepgram_clear, cartesia_cancel, elevenlabs_close_context), strict=True
+            ):
+                cancels[name].append(await cancel(protocols.ws_base))
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -218,8 +354,13 @@ async def run(quick: bool) -> dict[str, Any]:
             for label, by_name in samples.items()
         },
         "espeak_first_sentence_ms": round(baseline * 1000, 2),
-        "stop_ms": round(statistics.median(latency for latency, _ in stops) * 1000, 2),
-        "stop_late_audio": sum(late for _, late in stops),
+        "cancel": {
+            name: {
+                "ms": round(statistics.median(latency for latency, _ in runs) * 1000, 2),
+                "late_audio_bytes": sum(late for _, late in runs),
+            }
+            for name, runs in cancels.items()
+        },
     }
 
 
@@ -233,8 +374,9 @@ def table(results: dict[str, Any]) -> str:
         verdict = "" if name.startswith("ours") else (" ✓" if delta <= TARGET_MS else " ✗")
         rows.append(f"| {name} | {first:.2f} | {para:.2f} | {delta:+.2f} ms{verdict} |")
     rows.append(f"| raw espeak-ng, whole first sentence | {results['espeak_first_sentence_ms']:.2f} | | baseline |")
-    rows.append("")
-    rows.append(f"ours stop -> stopped {results['stop_ms']:.2f} ms, audio after it {results['stop_late_audio']} B")
+    rows += ["", "| cancel | answer (ms) | audio of the cancelled text after it |", "|---|---|---|"]
+    for name, cancel in results["cancel"].items():
+        rows.append(f"| {name} | {cancel['ms']:.2f} | {cancel['late_audio_bytes']} B |")
     return "\n".join(rows)
 
 
