@@ -94,6 +94,12 @@ class Metrics:
         self._slots_in_use = Gauge("tts_slots_in_use", "Engine slots busy now", registry=self.registry)
         self._slots_total = Gauge("tts_slots_total", "Engine slots of the current engine", registry=self.registry)
         self._queue_depth = Gauge("tts_queue_depth", "Requests waiting for a stream place", registry=self.registry)
+        #: Set to the connection cap's count by tts_trio.server.connection_limit.install (0 without it).
+        self.open_connections = Gauge(
+            "tts_open_connections",
+            "HTTP requests and WebSockets open now (the probes not counted)",
+            registry=self.registry,
+        )
 
     def watch(
         self,

@@ -36,6 +36,8 @@ ENV_VARS: dict[str, str] = {
     "voice_max_seconds": "TTS_VOICE_MAX_SECONDS",
     "ws_max_message_bytes": "TTS_WS_MAX_MESSAGE_BYTES",
     "graceful_timeout": "TTS_GRACEFUL_TIMEOUT",
+    "backlog": "TTS_BACKLOG",
+    "max_connections": "TTS_MAX_CONNECTIONS",
     "send_timeout": "TTS_SEND_TIMEOUT",
     "context_idle_timeout": "TTS_CONTEXT_IDLE_TIMEOUT",
     "wyoming_port": "TTS_WYOMING_PORT",
@@ -62,6 +64,14 @@ ENV_VARS: dict[str, str] = {
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 #: Long enough for a typical answer to finish; short enough for a rolling restart.
 DEFAULT_GRACEFUL_TIMEOUT = 5.0
+#: Connections the kernel may queue before they are accepted (Hypercorn's own default is 100).
+#: A burst of 3,000 WebSocket handshakes on loopback overflowed 100 and had up to a third of
+#: them time out; the kernel caps the value at net.core.somaxconn (4096 on Linux 5.4+).
+DEFAULT_BACKLOG = 2048
+#: Cap on HTTP requests and WebSockets in flight when ``max_connections`` is not given: at most
+#: this many, and at most half the open-files limit (RLIMIT_NOFILE), so descriptors remain for
+#: idle keep-alive connections, engines and files (see tts_trio.server.connection_limit).
+DEFAULT_MAX_CONNECTIONS = 4096
 
 
 class SettingsError(Exception):
@@ -127,6 +137,13 @@ class Settings:
     #: Seconds open streams get after SIGTERM; ``None``: the Hypercorn config's
     #: value if one is given, else :data:`DEFAULT_GRACEFUL_TIMEOUT`.
     graceful_timeout: float | None = attrs.field(default=None, validator=_between(0, 3600))
+    #: Listen backlog; ``None``: the Hypercorn config's value if one is given, else
+    #: :data:`DEFAULT_BACKLOG`. The kernel silently caps it at net.core.somaxconn.
+    backlog: int | None = attrs.field(default=None, validator=_between(1, 65535))
+    #: HTTP requests and WebSockets in flight above which new ones are refused with 503
+    #: (never ``/health``, ``/ready``, ``/metrics``); ``0``: no cap; ``None``: derived
+    #: from the open-files limit (:data:`DEFAULT_MAX_CONNECTIONS` at most).
+    max_connections: int | None = attrs.field(default=None, validator=_between(0, 100_000))
     #: A client that reads nothing for this long is disconnected (its stream cancelled).
     send_timeout: float = attrs.field(default=30.0, validator=_between(0.1, 3600))
     #: A text-in context that gets no append, flush or end for this long is ended (it holds a stream place).

@@ -44,3 +44,28 @@ def test_settings_errors_are_one_line_naming_the_setting(
         Settings.load(overrides, environ=env)
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+def test_backlog_and_connection_cap_from_environment_and_flags() -> None:
+    defaults = Settings.load(environ={})
+    assert (defaults.backlog, defaults.max_connections) == (None, None)  # derived at start-up
+    env = {"TTS_BACKLOG": "4096", "TTS_MAX_CONNECTIONS": "500"}
+    assert Settings.load(environ=env).backlog == 4096
+    assert Settings.load({"max_connections": 0}, environ=env).max_connections == 0  # 0: no cap; the flag wins
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "message"),
+    [
+        ({"TTS_BACKLOG": "0"}, {}, "invalid setting TTS_BACKLOG: must be between 1 and 65535, got 0"),
+        ({}, {"backlog": 70000}, "invalid setting --backlog: must be between 1 and 65535, got 70000"),
+        ({"TTS_MAX_CONNECTIONS": "-1"}, {}, "invalid setting TTS_MAX_CONNECTIONS: must be between 0 and 100000"),
+        ({"TTS_MAX_CONNECTIONS": "lots"}, {}, "invalid setting TTS_MAX_CONNECTIONS: expected an integer"),
+    ],
+)
+def test_backlog_and_connection_cap_errors_name_the_setting(
+    env: dict[str, str], overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.load(overrides, environ=env)
+    assert str(info.value).startswith(message)

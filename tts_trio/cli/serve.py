@@ -36,6 +36,20 @@ def serve(
         float | None,
         typer.Option(help="Seconds open streams get after SIGTERM [env TTS_GRACEFUL_TIMEOUT; default 5]"),
     ] = None,
+    backlog: Annotated[
+        int | None,
+        typer.Option(
+            help="Connections the kernel may queue before they are accepted; capped at net.core.somaxconn "
+            "[env TTS_BACKLOG; default 2048]"
+        ),
+    ] = None,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            help="HTTP requests and WebSockets open at once; more get 503 (never /health, /ready, /metrics); 0: no cap "
+            "[env TTS_MAX_CONNECTIONS; default: half the open-files limit, 4096 at most]"
+        ),
+    ] = None,
     wyoming_port: Annotated[
         int | None,
         typer.Option(
@@ -67,6 +81,8 @@ def serve(
         "certfile": certfile,
         "keyfile": keyfile,
         "graceful_timeout": graceful_timeout,
+        "backlog": backlog,
+        "max_connections": max_connections,
         "wyoming_port": wyoming_port,
         "wyoming_host": wyoming_host,
         "wyoming_zeroconf": wyoming_zeroconf,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import sys
 
 from tts_trio.api.app import create_app
-from tts_trio.server import hypercorn_fixes
+from tts_trio.server import connection_limit, hypercorn_fixes
+from tts_trio.settings import Settings
 
 try:
     hypercorn_fixes.install()  # mode from TTS_HYPERCORN_FIXES: no Settings exist yet
@@ -24,4 +25,7 @@ except hypercorn_fixes.FixMismatch as error:
     print(f"tts-trio: {error}", file=sys.stderr, flush=True)
     raise SystemExit(2) from None
 
-app = create_app()
+_settings = Settings.load()
+app = create_app(_settings)
+# The cap on connections (TTS_MAX_CONNECTIONS); the listen backlog is hypercorn.toml's ``backlog``.
+connection_limit.install(app, connection_limit.effective_max_connections(_settings))

@@ -22,9 +22,9 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from tts_trio.api.app import create_app
 from tts_trio.observability import JsonFormatter, RequestIdFilter
-from tts_trio.server import hypercorn_fixes
+from tts_trio.server import connection_limit, hypercorn_fixes
 from tts_trio.server.shutdown_trigger import check_one_worker, draining_trigger
-from tts_trio.settings import DEFAULT_GRACEFUL_TIMEOUT, Settings, SettingsError
+from tts_trio.settings import DEFAULT_BACKLOG, DEFAULT_GRACEFUL_TIMEOUT, Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ def hypercorn_config(settings: Settings, config_file: Path | None = None, *, bin
         config.graceful_timeout = settings.graceful_timeout
     elif not config_file or "graceful_timeout" not in _keys_of(config_file):
         config.graceful_timeout = DEFAULT_GRACEFUL_TIMEOUT  # ours, not Hypercorn's 3 s
+    if settings.backlog is not None:
+        config.backlog = settings.backlog
+    elif not config_file or "backlog" not in _keys_of(config_file):
+        config.backlog = DEFAULT_BACKLOG  # ours, not Hypercorn's 100 (a burst of handshakes overflows it)
     _configure_tls(config, settings)
     config.websocket_max_message_size = settings.ws_max_message_bytes
     # Room for the longest text in an SSE query string (URL-encoded, up to 3 bytes a character).
@@ -82,6 +86,11 @@ async def serve(settings: Settings, config: Config) -> None:
     """
     hypercorn_fixes.install(settings.hypercorn_fixes)
     app = create_app(settings)
+    max_connections = connection_limit.effective_max_connections(settings)
+    connection_limit.install(app, max_connections)
+    for warning in connection_limit.start_up_warnings(config.backlog, max_connections):
+        log.warning("%s", warning)
+    log.info("listen backlog %d, connection cap %s", config.backlog, max_connections or "none")
     received = trio.Event()
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
 
