@@ -87,6 +87,14 @@ class Metrics:
             "tts_cancellations", "Streams ended early, by cause", ["cause"], registry=self.registry
         )
         self.engine_errors = Counter("tts_engine_errors", "Engine failures", ["engine"], registry=self.registry)
+        #: A refusal sent as a message on a connection that stays open (WebSocket, Wyoming): HTTP
+        #: refusals are in ``tts_requests`` by route and status, these would be counted nowhere.
+        self.protocol_errors = Counter(
+            "tts_protocol_errors",
+            "Client errors answered as a message on an open connection, by protocol and code",
+            ["protocol", "code"],
+            registry=self.registry,
+        )
         self.refused = Counter(
             "tts_overload_refusals", "Requests refused because the server was busy", registry=self.registry
         )

@@ -94,3 +94,27 @@ def test_json_log_lines_carry_the_request_id() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "engine system slow"
     assert (line["level"], line["request_id"], line["logger"]) == ("warning", "r-1", "tts_trio.test")
+
+
+async def test_refusals_on_open_sockets_are_counted_by_protocol(live_server: LiveServer) -> None:
+    ws_base = live_server.base_url.replace("http://", "ws://")
+    sockets = {
+        "websocket": "/v1/tts/stream",
+        "cartesia": "/tts/websocket",
+        "deepgram": "/v1/speak",
+        "elevenlabs": "/v1/text-to-speech/any/multi-stream-input",
+    }
+    for protocol, path in sockets.items():
+        async with open_websocket_url(ws_base + path) as ws:
+            await ws.send_message("{not json")
+            reply = json.loads(await ws.get_message())
+            assert reply, protocol  # each dialect's own error shape; the socket stays open
+    async with httpx.AsyncClient(base_url=live_server.base_url) as http:
+        text = (await http.get("/metrics")).text
+    for protocol in sockets:
+        counted = sum(
+            float(value)
+            for labels, value in re.findall(r"^tts_protocol_errors_total\{([^}]*)\} (\S+)$", text, flags=re.M)
+            if f'protocol="{protocol}"' in labels
+        )
+        assert counted == 1, (protocol, text)

@@ -250,6 +250,10 @@ async def test_an_event_whose_framing_is_lost_gets_an_error_then_close_and_the_l
     assert closed
     again, _ = await in_asyncio(lambda: raw_conversation(port, describe_bytes(), 1))
     assert again[0].type == "info"
+    errors = live_server.service.metrics.registry.get_sample_value(
+        "tts_protocol_errors_total", {"protocol": "wyoming", "code": "malformed_event"}
+    )
+    assert errors == 1
 
 
 async def test_a_client_that_disconnects_mid_synthesis_cancels_it(live_server: LiveServer) -> None:

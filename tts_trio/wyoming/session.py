@@ -200,6 +200,8 @@ class WyomingSession:
     def _count(self, event_type: str, outcome: str) -> None:
         label = event_type if event_type in _KNOWN else "unknown"
         self.state.metrics.requests.labels(PROTOCOL, label, outcome).inc()
+        if outcome != "ok":
+            self.state.metrics.protocol_errors.labels(PROTOCOL, outcome).inc()
 
     async def _handle(self, event: Event) -> None:
         if Describe.is_type(event.type):
@@ -291,6 +293,7 @@ class WyomingSession:
         try:
             return await service.admission.acquire()
         except ApiError as error:  # overloaded, or the server drains
+            self.state.metrics.protocol_errors.labels(PROTOCOL, error.code).inc()
             await self._send(Error(text=error.message, code=error.code).event())
             return None
 

@@ -293,7 +293,7 @@ class _Session:
             try:
                 effects = self.rules.handle(parse_message(message))
             except Problem as problem:
-                await self._send_json(warning(problem.code, problem.description))
+                await self._send_problem(problem)
                 continue
             if await self._apply(effects):
                 return
@@ -370,8 +370,7 @@ class _Session:
             place = await self.service.admission.acquire()
         except (Overloaded, ShuttingDown) as error:
             self._discard_held(task)  # one warning for what was refused, not one per sentence
-            problem = problem_for(error)
-            await self._send_json(warning(problem.code, f"{problem.description}; the text so far was not spoken"))
+            await self._send_problem(problem_for(error), "; the text so far was not spoken")
             return
         self._streaming += 1
         try:
@@ -379,8 +378,7 @@ class _Session:
                 # Resolved again now: the engine may have been switched since the socket opened.
                 job, choice = _resolve(self.service, attrs.evolve(self.params, text=first))
             except ApiError as error:
-                problem = problem_for(error)
-                await self._send_json(warning(problem.code, problem.description))
+                await self._send_problem(problem_for(error))
                 return
             fmt = job.pool.audio_format
             with self.service.track_stream(job.pool):
@@ -442,6 +440,11 @@ class _Session:
     async def _close(self, code: int, reason: str) -> None:
         await self._locked(self.ws.close, code, reason)
         self._closed = True
+
+    async def _send_problem(self, problem: Problem, addendum: str = "") -> None:
+        """A refusal as Deepgram's ``Warning``, counted by protocol; the socket stays open."""
+        self.service.metrics.protocol_errors.labels(PROTOCOL, problem.code).inc()
+        await self._send_json(warning(problem.code, problem.description + addendum))
 
     async def _send_json(self, payload: dict[str, Any]) -> None:
         await self._send(json.dumps(payload, separators=(",", ":")))

@@ -213,10 +213,10 @@ class _Session:
                     try:
                         commands = self.dialect.commands(message, self.protocol)
                     except CommandError as refused:
-                        await self._send_json(self.dialect.error(refused.error, refused.ids))
+                        await self._send_error(refused.error, refused.ids)
                         continue
                     except ApiError as error:
-                        await self._send_json(self.dialect.error(error))
+                        await self._send_error(error)
                         continue
                     for command in commands:
                         if isinstance(command, dict):
@@ -225,10 +225,10 @@ class _Session:
                         try:
                             effects = self.protocol.handle(command)
                         except CommandError as refused:
-                            await self._send_json(self.dialect.error(refused.error, refused.ids))
+                            await self._send_error(refused.error, refused.ids)
                             break  # the rest of the message depended on this part
                         except ApiError as error:
-                            await self._send_json(self.dialect.error(error))
+                            await self._send_error(error)
                             break
                         await self._apply(effects)
         except* ClientStalled:
@@ -285,7 +285,7 @@ class _Session:
         try:
             return await self.service.admission.acquire()
         except (Overloaded, ShuttingDown) as error:
-            await self._send_json(self.dialect.error(error, ids))
+            await self._send_error(error, ids)
             return None
 
     # -- text-in contexts ---------------------------------------------------
@@ -348,7 +348,7 @@ class _Session:
                 # Resolved again now: the engine may have been switched while this waited.
                 job, choice = self._resolve(generation.params)
             except ApiError as error:
-                await self._send_json(error_message(error, {"request_id": generation.request_id}))
+                await self._send_error(error, {"request_id": generation.request_id})
                 return
             await self._generate_admitted(attrs.evolve(generation, job=job, choice=choice))
         finally:
@@ -373,6 +373,11 @@ class _Session:
                 await self._send(message)
 
     # -- outgoing ---------------------------------------------------------
+    async def _send_error(self, error: ApiError, ids: dict[str, str] | None = None) -> None:
+        """A refusal in the dialect's shape, counted by protocol; the socket stays open."""
+        self.service.metrics.protocol_errors.labels(self.dialect.label, error.code).inc()
+        await self._send_json(self.dialect.error(error, ids))
+
     async def _send_json(self, payload: dict[str, Any]) -> None:
         await self._send(json.dumps(payload, separators=(",", ":")))
 
