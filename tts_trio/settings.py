@@ -43,6 +43,7 @@ ENV_VARS: dict[str, str] = {
     "wyoming_port": "TTS_WYOMING_PORT",
     "wyoming_host": "TTS_WYOMING_HOST",
     "wyoming_zeroconf": "TTS_WYOMING_ZEROCONF",
+    "ssml_strict": "TTS_SSML_STRICT",
     "certfile": "TTS_CERTFILE",
     "keyfile": "TTS_KEYFILE",
     "log_level": "TTS_LOG_LEVEL",
@@ -154,6 +155,8 @@ class Settings:
     wyoming_host: str | None = None
     #: Announce the Wyoming listener over mDNS (``_wyoming._tcp``); needs the ``zeroconf`` extra.
     wyoming_zeroconf: bool = False
+    #: Malformed SSML, unknown elements and attributes: a 422 (true) or spoken as plain text with a warning.
+    ssml_strict: bool = True
     #: TLS certificate chain and key (PEM); with both, every bind serves HTTPS
     #: and ALPN offers h2 and http/1.1.
     certfile: Path | None = None

@@ -51,3 +51,15 @@ async def relayed_body(
                 service.stream_cancelled("disconnect")
             stream.close()
             place.release()
+
+
+def ssml_headers(job: SynthesisJob) -> dict[str, str]:
+    """``X-SSML-Warnings`` when the job's SSML had something the engine cannot do (e.g. ``<phoneme>``).
+
+    The warnings name elements from the client's own text, so the header is
+    kept to printable ASCII (no CR/LF can reach the header block) and bounded.
+    """
+    if not job.warnings:
+        return {}
+    text = "; ".join(job.warnings).encode("ascii", "replace").decode()
+    return {"X-SSML-Warnings": "".join(ch if " " <= ch <= "~" else "?" for ch in text)[:1000]}

@@ -27,6 +27,13 @@ MAX_CHUNK_SIZE = 1 << 20
 MAX_ID_CHARS = 128
 MIN_SPEED = 0.25
 MAX_SPEED = 4.0
+
+
+def clamp_speed(speed: float) -> float:
+    """``speed`` within the range a request may ask for (an SSML fragment's speed is clamped, not refused)."""
+    return max(MIN_SPEED, min(MAX_SPEED, speed))
+
+
 #: Control characters other than tab and newline are spoken as a space.
 _CONTROL = {code: " " for code in [*range(0, 9), *range(11, 32), 127]}
 

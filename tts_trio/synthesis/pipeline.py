@@ -15,6 +15,16 @@ was produced before them, so every protocol can report them in order.
 Sentences come either from a complete text (split lazily) or from an async
 iterator, which is how text streamed in by an LLM is spoken while it is
 still being written.
+
+An SSML text (:mod:`tts_trio.synthesis.ssml`) arrives as a job's
+:attr:`SynthesisJob.script`: :class:`Spoken` fragments, each split into
+sentences lazily as a plain text is and each with its own engine voice
+parameters (a ``prosody`` rate), and :class:`Silence` (a ``break``, a
+paragraph's pause), which is sent as zero samples at the engine's rate
+through the same channel, so it is encoded like any audio and takes its
+place in the timings: the next sentence starts after it. Silence never
+touches the pool; it is sent like audio, so a stopped or cut stream ends
+at its next send exactly as between sentences.
 """
 
 from __future__ import annotations
@@ -22,8 +32,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -32,13 +42,34 @@ from tts_trio.audio.formats import AudioChunk, AudioFormat, WordTiming
 from tts_trio.engines.pool import EnginePool
 from tts_trio.errors import ApiError, ShuttingDown, error_for_code
 from tts_trio.synthesis.drain import Shutdown
-from tts_trio.synthesis.fragments import cut_first_sentence
+from tts_trio.synthesis.fragments import cut_first_sentence, first_fragment
 from tts_trio.synthesis.sentences import iter_sentences
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: Items buffered between the engine and a protocol (each at most ~1 s of audio).
 CHANNEL_CAPACITY = 16
+
+
+@attrs.frozen
+class Spoken:
+    """A fragment of an SSML text, spoken with its own voice parameters (split into sentences when spoken)."""
+
+    text: str
+    #: The engine's voice parameters for this fragment, complete (nothing may carry over).
+    voice_parameters: dict[str, Any]
+
+
+@attrs.frozen
+class Silence:
+    """A pause in an SSML text: this many seconds of zero samples."""
+
+    seconds: float
+
+
+ScriptItem = Spoken | Silence
 
 
 @attrs.frozen
@@ -56,6 +87,10 @@ class SynthesisJob:
     shutdown: Shutdown = attrs.field(kw_only=True)
     #: Speak a long first sentence in two parts (see :mod:`tts_trio.synthesis.fragments`).
     cut_first_sentence: bool = attrs.field(default=False, kw_only=True)
+    #: What an SSML text says, in order; None for a plain text (``text`` is split into sentences).
+    script: tuple[ScriptItem, ...] | None = attrs.field(default=None, kw_only=True)
+    #: What an SSML text asked for that could not be done as asked (reported with the metrics).
+    warnings: tuple[str, ...] = attrs.field(default=(), kw_only=True)
 
 
 @attrs.frozen
@@ -105,6 +140,8 @@ class StreamMetrics:
     chunk_count: int = 0
     total_bytes: int = 0
     audio_seconds: float = 0.0
+    #: The job's SSML warnings; in :meth:`to_dict` only when there are any.
+    warnings: tuple[str, ...] = ()
 
     def audio_sent(self, payload_bytes: int) -> None:
         """Count one message or event that carried audio to the client."""
@@ -119,7 +156,7 @@ class StreamMetrics:
     def to_dict(self) -> dict[str, object]:
         end = self.finished or time.perf_counter()
         first = None if self.first_audio is None else round(self.first_audio - self.started, 4)
-        return {
+        summary: dict[str, object] = {
             "generation_time": round(end - self.started, 4),
             "time_to_first_audio": first,
             "total_bytes": self.total_bytes,
@@ -127,15 +164,61 @@ class StreamMetrics:
             "sentences": self.sentences,
             "audio_duration": round(self.audio_seconds, 3),
         }
+        if self.warnings:
+            summary["ssml_warnings"] = list(self.warnings)
+        return summary
 
 
-async def _sentences_of(source: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
+async def _each(source: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
     if isinstance(source, AsyncIterable):
-        async for sentence in source:
-            yield sentence
+        async for item in source:
+            yield item
     else:
-        for sentence in source:
-            yield sentence
+        for item in source:
+            yield item
+
+
+async def _plain_steps(
+    sentences: Iterable[str] | AsyncIterable[str], job: SynthesisJob
+) -> AsyncIterator[Spoken | Silence]:
+    """The sentences of a plain text (or of text streamed in), all with the job's voice parameters."""
+    spoken = _each(sentences)
+    if job.cut_first_sentence:
+        spoken = cut_first_sentence(spoken)
+    async for sentence in spoken:
+        yield Spoken(sentence, job.voice_parameters)
+
+
+def _script_steps(script: Iterable[ScriptItem], job: SynthesisJob) -> Iterator[Spoken | Silence]:
+    """An SSML script sentence by sentence, split lazily; the first sentence cut as a plain text's is."""
+    cut = job.cut_first_sentence
+    for item in script:
+        if isinstance(item, Silence):
+            yield item
+            continue
+        for sentence in iter_sentences(item.text, max_chars=job.max_sentence_chars):
+            if cut:
+                cut = False
+                head, rest = first_fragment(sentence)
+                yield Spoken(head, item.voice_parameters)
+                if rest:
+                    yield Spoken(rest, item.voice_parameters)
+            else:
+                yield Spoken(sentence, item.voice_parameters)
+
+
+async def _send_silence(
+    send: trio.MemorySendChannel[StreamItem], seconds: float, fmt: AudioFormat, sentence: int
+) -> int:
+    """Send ``seconds`` of zero samples in pieces of at most one second; return the bytes sent."""
+    total = round(seconds * fmt.sample_rate) * fmt.frame_size
+    most = fmt.sample_rate * fmt.frame_size
+    remaining = total
+    while remaining > 0:
+        size = min(remaining, most)
+        await send.send(AudioChunk(bytes(size), sentence))
+        remaining -= size
+    return total
 
 
 async def produce_audio(
@@ -146,27 +229,36 @@ async def produce_audio(
 ) -> None:
     """Synthesize ``job`` sentence by sentence into ``send``; close it when done.
 
-    ``sentences`` replaces splitting ``job.text`` when the text arrives over
-    time. Never raises except ``trio.Cancelled``: a client that went away
+    ``sentences`` replaces splitting ``job.text`` (or its SSML script) when the
+    text arrives over time. Never raises except ``trio.Cancelled``: a client that went away
     ends the stream quietly, an engine failure is sent as a :class:`StreamError`,
     and so is a stream cut short because the server drains (``shutting_down``).
     """
     pool = job.pool
     fmt: AudioFormat = pool.audio_format
     bytes_per_second = fmt.sample_rate * fmt.frame_size
-    source = sentences if sentences is not None else iter_sentences(job.text, max_chars=job.max_sentence_chars)
+    steps: AsyncIterable[Spoken | Silence] | Iterable[Spoken | Silence]
+    if sentences is not None:
+        steps = _plain_steps(sentences, job)
+    elif job.script is not None:
+        steps = _script_steps(job.script, job)
+    else:
+        steps = _plain_steps(iter_sentences(job.text, max_chars=job.max_sentence_chars), job)
+    metrics.warnings = job.warnings
     position = 0.0
     shutdown = job.shutdown
     async with send:
         with shutdown.stream() as cut:
             try:
                 index = 0
-                spoken = _sentences_of(source)
-                if job.cut_first_sentence:
-                    spoken = cut_first_sentence(spoken)
-                async for sentence in spoken:
+                async for step in _each(steps):
+                    if isinstance(step, Silence):
+                        position += await _send_silence(send, step.seconds, fmt, index) / bytes_per_second
+                        metrics.audio_seconds = position
+                        continue
+                    sentence = step.text
                     result = await pool.synthesize(
-                        sentence, sentence=index, voice=job.voice, send=send, voice_parameters=job.voice_parameters
+                        sentence, sentence=index, voice=job.voice, send=send, voice_parameters=step.voice_parameters
                     )
                     duration = result.pcm_bytes / bytes_per_second
                     words = tuple(word.shifted(position) for word in result.words)

@@ -34,8 +34,9 @@ from tts_trio.observability import Metrics
 from tts_trio.settings import Settings
 from tts_trio.synthesis.admission import Admission
 from tts_trio.synthesis.drain import Shutdown
-from tts_trio.synthesis.params import GenerateParams
-from tts_trio.synthesis.pipeline import StreamMetrics, SynthesisJob
+from tts_trio.synthesis.params import GenerateParams, clamp_speed
+from tts_trio.synthesis.pipeline import ScriptItem, Silence, Spoken, StreamMetrics, SynthesisJob
+from tts_trio.synthesis.ssml import Document, Speech, is_ssml, parse_ssml
 from tts_trio.voices.store import VoiceStore
 
 log = logging.getLogger(__name__)
@@ -214,18 +215,34 @@ class TtsService:
         return f"{voice.id}+{variant}" if plus else str(voice.id)
 
     def job(self, params: GenerateParams) -> SynthesisJob:
-        """Turn validated parameters into work for the pipeline, bound to the current engine."""
+        """Turn validated parameters into work for the pipeline, bound to the current engine.
+
+        Every route passes through here, so this is where an SSML text
+        (one that starts with ``<speak``) is parsed (raises 422 naming the
+        element and line) into the job's script; a plain text stays as it is.
+        """
         engine = self.engine
+        voice = self.resolve_voice(params.voice_id)
+        # Always set: engine instances are shared, so nothing may carry over. Only the
+        # parameters this engine takes (the catalog says which; temperature is ignored by most).
+        voice_parameters = engine.voice_parameters(speed=params.speed, temperature=params.temperature)
+        script: tuple[ScriptItem, ...] | None = None
+        warnings: tuple[str, ...] = ()
+        if is_ssml(params.text):
+            # ``ssml_strict`` (default true) is read if the settings have it; see docs/ssml.md.
+            document = parse_ssml(params.text, strict=self.settings.ssml_strict)
+            script = ssml_script(document, engine, speed=params.speed, temperature=params.temperature)
+            warnings = document.warnings
         return SynthesisJob(
             pool=engine.pool,
             text=params.text,
-            voice=self.resolve_voice(params.voice_id),
+            voice=voice,
             max_sentence_chars=self.settings.max_sentence_chars,
             shutdown=self.shutdown,
-            # Always set: engine instances are shared, so nothing may carry over. Only the
-            # parameters this engine takes (the catalog says which; temperature is ignored by most).
-            voice_parameters=engine.voice_parameters(speed=params.speed, temperature=params.temperature),
+            voice_parameters=voice_parameters,
             cut_first_sentence=engine.whole_sentences,
+            script=script,
+            warnings=warnings,
         )
 
     def encoding(self, params: GenerateParams, job: SynthesisJob) -> EncodingChoice:
@@ -262,3 +279,27 @@ class TtsService:
             "queued_streams": self.admission.waiting,
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
+
+
+def ssml_script(
+    document: Document, engine: LoadedEngine, *, speed: float, temperature: float
+) -> tuple[ScriptItem, ...]:
+    """A parsed SSML document as the pipeline's script, each fragment with its engine's complete voice parameters.
+
+    A fragment's speed is the request's times its SSML factor, clamped to the
+    range a request may ask for; fragments at one speed share one dict.
+    """
+    by_speed: dict[float, dict[str, Any]] = {}
+    script: list[ScriptItem] = []
+    for segment in document.segments:
+        if isinstance(segment, Speech):
+            fragment_speed = clamp_speed(speed * segment.speed_factor)
+            parameters = by_speed.get(fragment_speed)
+            if parameters is None:
+                parameters = by_speed[fragment_speed] = engine.voice_parameters(
+                    speed=fragment_speed, temperature=temperature
+                )
+            script.append(Spoken(segment.text, parameters))
+        else:
+            script.append(Silence(segment.seconds))
+    return tuple(script)
