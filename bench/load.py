@@ -1,6 +1,6 @@
 """Load and soak runs against a real server process, on loopback only.
 
-Three scenarios, each bounded in count and time:
+Four scenarios, each bounded in count and time:
 
 * ``connections``: many idle-ish WebSocket connections pinging while a number
   of streams run; every ping must be answered and every stream must finish.
@@ -8,20 +8,29 @@ Three scenarios, each bounded in count and time:
   engine workers) must not grow beyond a small bound.
 * ``disconnects``: streams dropped mid-audio, over and over; afterwards no
   slot is in use and every later request succeeds.
+* ``peaks``: rounds of N WebSockets open at once (connect, ping, close) while
+  M speech streams run, then rounds of N concurrent SSE requests; per round
+  the handshake failures, pong latency, open descriptors and the server's
+  RSS once the round is over, and at the end the RSS after a quiet minute
+  against the idle RSS (peak-and-soak: memory a peak leaves behind).
 
 It also holds the ``h2load`` driver of the benchmark's throughput rows
 (:func:`h2load_throughput`): a C client, so the figures are the server's and
 not the client's CPU.
 
 ``python bench/load.py`` runs the full sizes and prints figures for the
-README; the test suite runs the same functions at smaller sizes.
+README (``--quick`` for small ones, ``--config FILE`` passes a hypercorn.toml
+to the server); the test suite runs the same functions at smaller sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import re
+import resource
 import signal
 import socket
 import statistics
@@ -32,9 +41,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import attrs
 import httpx
 import trio
 from trio_websocket import open_websocket_url
+
+SCENARIOS = frozenset({"connections", "soak", "disconnects", "peaks"})
 
 PARAGRAPH = (
     "The quick brown fox jumps over the lazy dog near the river bank. "
@@ -67,6 +79,26 @@ def tree_rss_mb(pid: int) -> float:
         except OSError:
             continue
     return total
+
+
+def process_rss_mb(pid: int) -> float:
+    """RSS of the server process alone (where connections live), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-files limit to its hard limit (a client with thousands of sockets)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def start_server(port: int, extra: list[str] | None = None) -> subprocess.Popen[bytes]:
@@ -198,6 +230,187 @@ async def disconnects(base_url: str, cycles: int) -> dict[str, Any]:
     }
 
 
+def _percentile_ms(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, int(len(ordered) * fraction + 0.5) - 1))] * 1000, 1)
+
+
+async def _settled(pid: int, idle_fds: int, within: float) -> int:
+    """Wait (up to ``within`` s) for the server's open descriptors to come back near the idle count."""
+    with trio.move_on_after(within):
+        while open_fds(pid) > idle_fds + 2:  # noqa: ASYNC110 - another process's state
+            await trio.sleep(0.1)
+    await trio.sleep(1.0)  # the closed connections' tasks end a little after their descriptors
+    return open_fds(pid)
+
+
+async def ws_peak_round(
+    base_url: str, pid: int, sockets: int, streams: int, idle_fds: int, *, spread: float = 1.0
+) -> dict[str, Any]:
+    """``sockets`` WebSockets open at once (each waits until all are open), ping once, close; ``streams`` speak."""
+    ws_url = base_url.replace("http", "ws") + "/v1/tts/stream"
+    latencies: list[float] = []
+    failures = {"handshake": 0, "pong": 0}
+    opened = 0
+    all_open = trio.Event()
+    pingers_done = trio.Event()
+    streams_done = 0
+
+    def maybe_all_open() -> None:
+        if opened + failures["handshake"] >= sockets:
+            all_open.set()
+
+    async def pinger() -> None:
+        nonlocal opened
+        connected = False
+        try:
+            async with open_websocket_url(ws_url, connect_timeout=60) as ws:
+                connected = True
+                opened += 1
+                maybe_all_open()
+                await all_open.wait()
+                await trio.sleep(random.uniform(0, spread))  # spreading the pings, not security
+                try:
+                    sent = time.perf_counter()
+                    await ws.send_message(json.dumps({"action": "ping"}))
+                    with trio.fail_after(60):
+                        reply = json.loads(await ws.get_message())
+                    if reply != {"type": "pong"}:
+                        raise AssertionError(reply)
+                    latencies.append(time.perf_counter() - sent)
+                except Exception:  # counted; the round goes on
+                    failures["pong"] += 1
+        except Exception:  # the connection or its handshake failed, or the close did
+            if not connected:
+                failures["handshake"] += 1
+                maybe_all_open()
+
+    async def streamer() -> None:
+        nonlocal streams_done
+        async with open_websocket_url(ws_url, connect_timeout=60) as ws:
+            while not pingers_done.is_set():
+                request = {"action": "generate", "text": PARAGRAPH, "output_format": "pcm"}
+                await ws.send_message(json.dumps(request))
+                while True:
+                    message = await ws.get_message()
+                    if isinstance(message, str) and json.loads(message).get("type") in ("done", "error"):
+                        break
+                streams_done += 1
+
+    started = time.perf_counter()
+    async with trio.open_nursery() as outer:
+        for _ in range(streams):
+            outer.start_soon(streamer)
+        async with trio.open_nursery() as nursery:
+            for _ in range(sockets):
+                nursery.start_soon(pinger)
+        pingers_done.set()
+    seconds = time.perf_counter() - started
+    fds = await _settled(pid, idle_fds, within=60)
+    return {
+        "kind": "ws",
+        "size": sockets,
+        "streams": streams,
+        "handshake_failures": failures["handshake"],
+        "pongs": len(latencies),
+        "pong_failures": failures["pong"],
+        "p50_ms": _percentile_ms(latencies, 0.5),
+        "p99_ms": _percentile_ms(latencies, 0.99),
+        "streams_done": streams_done,
+        "seconds": round(seconds, 1),
+        "fds_after": fds,
+        "rss_after_mb": round(process_rss_mb(pid), 1),
+    }
+
+
+async def sse_peak_round(base_url: str, pid: int, requests: int, idle_fds: int) -> dict[str, Any]:
+    """``requests`` SSE streams of a short text at once; each must end with ``event: done`` or a refusal."""
+    latencies: list[float] = []
+    counts = {"failed": 0, "refused": 0}
+
+    async def one(http: httpx.AsyncClient) -> None:
+        sent = time.perf_counter()
+        try:
+            response = await http.get("/v1/tts/stream-sse", params={"text": "Peak."})
+        except httpx.HTTPError:
+            counts["failed"] += 1
+            return
+        if response.status_code == 200 and "event: done" in response.text:
+            latencies.append(time.perf_counter() - sent)
+        elif response.status_code in (429, 503):
+            counts["refused"] += 1  # overload or the connection cap: an answer, not a failure
+        else:
+            counts["failed"] += 1
+
+    started = time.perf_counter()
+    limits = httpx.Limits(max_connections=requests, max_keepalive_connections=0)
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as http,
+        trio.open_nursery() as nursery,
+    ):
+        for _ in range(requests):
+            nursery.start_soon(one, http)
+    seconds = time.perf_counter() - started
+    fds = await _settled(pid, idle_fds, within=60)
+    return {
+        "kind": "sse",
+        "size": requests,
+        "streams": 0,
+        "handshake_failures": counts["failed"],
+        "pongs": len(latencies),
+        "pong_failures": counts["refused"],
+        "p50_ms": _percentile_ms(latencies, 0.5),
+        "p99_ms": _percentile_ms(latencies, 0.99),
+        "streams_done": len(latencies),
+        "seconds": round(seconds, 1),
+        "fds_after": fds,
+        "rss_after_mb": round(process_rss_mb(pid), 1),
+    }
+
+
+async def peaks(
+    base_url: str, pid: int, *, rounds: int, sockets: int, streams: int, sse_rounds: int, sse: int, settle: float
+) -> dict[str, Any]:
+    """Peak-and-soak: WebSocket rounds, then SSE rounds, then RSS after ``settle`` quiet seconds vs idle."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+        for _ in range(20):  # warm up: engine, encoders, caches
+            await http.post("/v1/tts/generate", json={"text": "Warm up."})
+    await trio.sleep(1.0)
+    idle_fds, idle_rss = open_fds(pid), process_rss_mb(pid)
+    rows = [await ws_peak_round(base_url, pid, sockets, streams, idle_fds) for _ in range(rounds)]
+    rows += [await sse_peak_round(base_url, pid, sse, idle_fds) for _ in range(sse_rounds)]
+    await trio.sleep(settle)
+    return {
+        "idle_rss_mb": round(idle_rss, 1),
+        "idle_fds": idle_fds,
+        "rounds": rows,
+        "settle_s": settle,
+        "rss_settled_mb": round(process_rss_mb(pid), 1),
+        "fds_settled": open_fds(pid),
+    }
+
+
+def peaks_table(result: dict[str, Any]) -> str:
+    """The peak rounds as a Markdown table (README-ready), then the idle and settled RSS."""
+    header = (
+        "| round | kind | size | streams | failed (ws: handshakes) | answered | p50 ms | p99 ms | s | fds after "
+        "| RSS after MB |"
+    )
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for number, row in enumerate(result["rounds"], 1):
+        answered = f"{row['pongs']}/{row['size']}"
+        cells = [number, row["kind"], row["size"], row["streams"], row["handshake_failures"], answered]
+        cells += [row["p50_ms"], row["p99_ms"], row["seconds"], row["fds_after"], row["rss_after_mb"]]
+        lines.append("| " + " | ".join("-" if cell is None else str(cell) for cell in cells) + " |")
+    lines.append(
+        f"\nidle RSS {result['idle_rss_mb']} MB ({result['idle_fds']} fds); "
+        f"{result['settle_s']:g} s after the last round {result['rss_settled_mb']} MB ({result['fds_settled']} fds)"
+    )
+    return "\n".join(lines)
+
+
 # -- h2load: SSE streams from a C client (the benchmark's throughput rows) ----
 H2LOAD_MISSING = "h2load not found: `scripts/setup.sh --test` installs it (Debian: apt-get install nghttp2-client)"
 
@@ -231,17 +444,51 @@ def h2load_throughput(
     return {"rate": float(finished[3]), "ok": ok, "done": done}
 
 
-async def run(sockets: int, streams: int, soak_requests: int, cycles: int) -> dict[str, Any]:
+@attrs.frozen
+class Sizes:
+    sockets: int = 300
+    streams: int = 20
+    soak_requests: int = 5000
+    cycles: int = 100
+    peak_rounds: int = 5
+    peak_sockets: int = 3000
+    peak_streams: int = 20
+    sse_rounds: int = 2
+    peak_sse: int = 500
+    settle: float = 60.0
+
+
+QUICK = Sizes(
+    sockets=200, streams=10, soak_requests=1500, cycles=40, peak_rounds=2, peak_sockets=300, peak_streams=4,
+    sse_rounds=1, peak_sse=100, settle=10.0,
+)  # fmt: skip
+
+
+async def run(sizes: Sizes, extra: list[str] | None = None, scenarios: frozenset[str] = SCENARIOS) -> dict[str, Any]:
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, extra)
     base_url = f"http://127.0.0.1:{port}"
+    results: dict[str, Any] = {}
     try:
         await wait_ready(base_url)
-        return {
-            "connections": await connections(base_url, sockets, streams, pings=5),
-            "soak": await soak(base_url, server.pid, soak_requests, concurrency=8),
-            "disconnects": await disconnects(base_url, cycles),
-        }
+        if "connections" in scenarios:
+            results["connections"] = await connections(base_url, sizes.sockets, sizes.streams, pings=5)
+        if "soak" in scenarios:
+            results["soak"] = await soak(base_url, server.pid, sizes.soak_requests, concurrency=8)
+        if "disconnects" in scenarios:
+            results["disconnects"] = await disconnects(base_url, sizes.cycles)
+        if "peaks" in scenarios:
+            results["peaks"] = await peaks(
+                base_url,
+                server.pid,
+                rounds=sizes.peak_rounds,
+                sockets=sizes.peak_sockets,
+                streams=sizes.peak_streams,
+                sse_rounds=sizes.sse_rounds,
+                sse=sizes.peak_sse,
+                settle=sizes.settle,
+            )
+        return results
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
@@ -249,13 +496,24 @@ async def run(sockets: int, streams: int, soak_requests: int, cycles: int) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Load and soak runs (loopback only, bounded).")
-    parser.add_argument("--sockets", type=int, default=300)
-    parser.add_argument("--streams", type=int, default=20)
-    parser.add_argument("--soak-requests", type=int, default=5000)
-    parser.add_argument("--cycles", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="small sizes (seconds, not minutes)")
+    defaults = Sizes()
+    for field in attrs.fields(Sizes):
+        kind = float if field.type in (float, "float") else int
+        parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=None)
+    parser.add_argument("--config", type=Path, help="a hypercorn.toml for the server (tts-trio serve --config)")
+    parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), help="run only these scenarios")
     args = parser.parse_args()
-    results = trio.run(run, args.sockets, args.streams, args.soak_requests, args.cycles)
+    base = QUICK if args.quick else defaults
+    given = {f.name: getattr(args, f.name) for f in attrs.fields(Sizes) if getattr(args, f.name) is not None}
+    sizes = attrs.evolve(base, **given)
+    raise_fd_limit()
+    extra = ["--config", str(args.config)] if args.config else None
+    results = trio.run(run, sizes, extra, frozenset(args.only or SCENARIOS))
     print(json.dumps(results, indent=2))
+    if "peaks" in results:
+        print()
+        print(peaks_table(results["peaks"]))
 
 
 if __name__ == "__main__":

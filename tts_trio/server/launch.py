@@ -22,7 +22,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from tts_trio.api.app import create_app
 from tts_trio.observability import JsonFormatter, RequestIdFilter
-from tts_trio.server import connection_limit, hypercorn_fixes
+from tts_trio.server import connection_limit, hypercorn_fixes, memory
 from tts_trio.server.shutdown_trigger import check_one_worker, draining_trigger
 from tts_trio.settings import DEFAULT_BACKLOG, DEFAULT_GRACEFUL_TIMEOUT, Settings, SettingsError
 
@@ -87,7 +87,7 @@ async def serve(settings: Settings, config: Config) -> None:
     hypercorn_fixes.install(settings.hypercorn_fixes)
     app = create_app(settings)
     max_connections = connection_limit.effective_max_connections(settings)
-    connection_limit.install(app, max_connections)
+    connections = connection_limit.install(app, max_connections)
     for warning in connection_limit.start_up_warnings(config.backlog, max_connections):
         log.warning("%s", warning)
     log.info("listen backlog %d, connection cap %s", config.backlog, max_connections or "none")
@@ -105,6 +105,8 @@ async def serve(settings: Settings, config: Config) -> None:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch)
+            # After a connection peak, hand back what glibc's heap can (see tts_trio.server.memory).
+            nursery.start_soon(memory.trim_after_peaks, lambda: connections.open)
             trigger = draining_trigger(app, received.wait, config.graceful_timeout)
             await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
             nursery.cancel_scope.cancel()
