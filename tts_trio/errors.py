@@ -13,18 +13,21 @@ The tree::
     ApiError
     ├── BadRequest (400)              ├── NotFound (404)
     │   ├── InvalidJson               │   ├── VoiceNotFound
-    │   └── UnknownAction             │   └── UnknownEngine
-    ├── Unauthorized (401)            ├── Conflict (409)
-    ├── Forbidden (403)               │   ├── VoiceExists
-    ├── ContextIdle (408)             │   └── BuiltinVoice
-    ├── TooLarge (413)                ├── QueueFull (429)
-    │   ├── TextTooLong               ├── Unavailable (503)
-    │   └── BodyTooLarge              │   ├── EngineUnavailable
-    └── InvalidParameter (422)        │   │   └── EngineLoadError
-        ├── EmptyText                 │   ├── Overloaded
-        ├── VoiceNotSupported         │   ├── ShuttingDown
-        ├── InvalidAudio              │   ├── StoreReadOnly
-        └── AudioDuration             │   └── SynthesisFailed
+    │   └── UnknownAction             │   ├── UnknownEngine
+    ├── Unauthorized (401)            │   └── LexiconEntryNotFound
+    ├── Forbidden (403)               ├── Conflict (409)
+    ├── ContextIdle (408)             │   ├── VoiceExists
+    ├── TooLarge (413)                │   ├── BuiltinVoice
+    │   ├── TextTooLong               │   └── LexiconFull
+    │   └── BodyTooLarge              ├── QueueFull (429)
+    └── InvalidParameter (422)        ├── Unavailable (503)
+        ├── EmptyText                 │   ├── EngineUnavailable
+        ├── VoiceNotSupported         │   │   └── EngineLoadError
+        ├── InvalidAudio              │   ├── Overloaded
+        ├── AudioDuration             │   ├── ShuttingDown
+        ├── LexiconEntryInvalid       │   ├── StoreReadOnly
+        └── LexiconImportInvalid      │   ├── TooManyConnections
+                                      │   └── SynthesisFailed
                                       │       └── EngineTimeout
                                       └── InsufficientStorage (507)
 """
@@ -286,3 +289,27 @@ class TooManyConnections(Unavailable):
     ``max_connections`` HTTP requests and WebSockets open; carries ``retry_after``."""
 
     code = "too_many_connections"
+
+
+class LexiconEntryInvalid(InvalidParameter):
+    """Raised when a pronunciation lexicon entry breaks a rule (word, spoken form, phonemes, case_sensitive)."""
+
+    code = "lexicon_entry_invalid"
+
+
+class LexiconImportInvalid(InvalidParameter):
+    """Raised when a TSV lexicon import has a bad line; carries its number (``line``); nothing was imported."""
+
+    code = "lexicon_import_invalid"
+
+
+class LexiconEntryNotFound(NotFound):
+    """Raised when a delete names a word the pronunciation lexicon does not have."""
+
+    code = "lexicon_entry_not_found"
+
+
+class LexiconFull(Conflict):
+    """Raised when a new entry would take the pronunciation lexicon over its limit; carries ``limit``."""
+
+    code = "lexicon_full"

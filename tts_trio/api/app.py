@@ -17,7 +17,7 @@ from quart_trio import QuartTrio
 
 from tts_trio.api import error_handlers
 from tts_trio.api.dialects import cartesia, deepgram, elevenlabs
-from tts_trio.api.routes import engines, generate, health, openai, pages, sse, voices
+from tts_trio.api.routes import engines, generate, health, lexicon, openai, pages, sse, voices
 from tts_trio.api.security import Cors, KeyRing, check_http, check_websocket
 from tts_trio.api.state import STATE_KEY, AppState, state_of
 from tts_trio.api.websocket import session as websocket_session
@@ -25,6 +25,7 @@ from tts_trio.observability import Metrics, new_request_id, request_id
 from tts_trio.settings import Settings, cors_origins, load_keys
 from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.service import TtsService
+from tts_trio.voices.lexicon import Lexicon
 from tts_trio.wyoming import listener as wyoming_listener
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         metrics=Metrics(),
         keys=KeyRing.from_settings(users, admins),
         cors=Cors(cors_origins(settings)),
+        lexicon=Lexicon(settings.voices_path),
     )
     app.extensions[STATE_KEY] = state
 
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         websocket_session,
         engines,
         voices,
+        lexicon,
         openai,
         elevenlabs,
         cartesia,

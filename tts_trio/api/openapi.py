@@ -23,7 +23,15 @@ from tts_trio.api.dialects.elevenlabs import openapi_paths as elevenlabs_paths
 from tts_trio.api.routes.voices import MAX_NAME_CHARS
 from tts_trio.audio.encoding import _LOSSY_RATES, FORMATS, MAX_RATE, MIN_RATE
 from tts_trio.settings import Settings
-from tts_trio.synthesis.params import MAX_CHUNK_SIZE, MAX_ID_CHARS, MAX_SPEED, MIN_CHUNK_SIZE, MIN_SPEED
+from tts_trio.synthesis.params import (
+    CAPTION_FORMATS,
+    MAX_CHUNK_SIZE,
+    MAX_ID_CHARS,
+    MAX_SPEED,
+    MIN_CHUNK_SIZE,
+    MIN_SPEED,
+)
+from tts_trio.voices import lexicon
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 #: Something to say: a character that is neither whitespace nor a control character
@@ -167,6 +175,198 @@ def _path(name: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+def _lexicon_paths(max_chars: int) -> dict[str, Any]:
+    """The pronunciation lexicon's routes (tts_trio.api.routes.lexicon; the rules are tts_trio.voices.lexicon's)."""
+    entry = {
+        "type": "object",
+        "required": ["word", "case_sensitive"],
+        "properties": {
+            "word": {"type": "string"},
+            "spoken": {"type": "string"},
+            "phonemes": {"type": "string", "description": "IPA"},
+            "case_sensitive": {"type": "boolean"},
+        },
+    }
+    word = {
+        "name": "word",
+        "in": "path",
+        "required": True,
+        "description": (
+            f"The word or words (New York), 1 to {lexicon.MAX_WORD_CHARS} characters, not starting with #; "
+            "trimmed, inner whitespace taken as one space"
+        ),
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": lexicon.MAX_WORD_CHARS,
+            "pattern": lexicon.WORD_PATTERN,
+            "not": {"const": "preview"},
+        },
+    }
+    spoken = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": lexicon.MAX_SPOKEN_CHARS,
+        "pattern": lexicon.SPOKEN_PATTERN,
+        "description": "What to say instead (trimmed; not starting with /)",
+    }
+    phonemes = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": lexicon.MAX_SPOKEN_CHARS,
+        "pattern": lexicon.PHONEMES_PATTERN,
+        "description": "IPA, without slashes (trimmed); an engine that takes no phonemes reads the word as written",
+    }
+    tsv_body = {
+        "type": "string",
+        "minLength": 1,
+        "pattern": lexicon.TSV_PATTERN,
+        "description": (
+            "UTF-8, one entry a line: word<TAB>spoken or word<TAB>/ipa/, optionally <TAB>case_sensitive; "
+            f"# comments and blank lines are skipped; a later line for the same word wins; at most "
+            f"{lexicon.MAX_ENTRIES} entries"
+        ),
+    }
+    text = _text(max_chars, "A text to run through the lexicon")
+    return {
+        "/v1/lexicon": {
+            "get": {
+                "summary": "The pronunciation lexicon: every entry (JSON), or TSV with format=tsv",
+                "parameters": [
+                    {
+                        "name": "format",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["json", "tsv"], "default": "json"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The entries, sorted by word",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["entries"],
+                                    "properties": {"entries": {"type": "array", "items": entry}},
+                                }
+                            },
+                            lexicon.TSV_MEDIA_TYPE: {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_errors(422),
+                },
+            },
+            "put": {
+                "summary": "Replace the whole lexicon with TSV (all of it, or nothing: a bad line is a 422 naming it)",
+                "requestBody": {"required": True, "content": {lexicon.TSV_MEDIA_TYPE: {"schema": tsv_body}}},
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "required": ["entries"], "properties": {"entries": {"type": "integer"}}},
+                        "The number of entries now in the lexicon",
+                    ),
+                    "422": _json(_ERROR, "lexicon_import_invalid: a bad line (its number is in line); nothing changed"),
+                    **_errors(400, 413),
+                    **_store_errors(),
+                },
+            },
+        },
+        "/v1/lexicon/{word}": {
+            "put": {
+                "summary": "Add or replace one entry: a spoken form or phonemes (IPA)",
+                "parameters": [word],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "spoken": spoken,
+                                    "phonemes": phonemes,
+                                    "case_sensitive": {
+                                        "type": "boolean",
+                                        "default": False,
+                                        "description": "Match only this spelling (acronyms: US, not us)",
+                                    },
+                                },
+                                "oneOf": [
+                                    {"required": ["spoken"], "not": {"required": ["phonemes"]}},
+                                    {"required": ["phonemes"], "not": {"required": ["spoken"]}},
+                                ],
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(entry, "The stored entry"),
+                    "405": _json(_ERROR, "preview: that path is the preview route (POST); import an entry for it"),
+                    "409": _json(_ERROR, f"lexicon_full: the lexicon holds {lexicon.MAX_ENTRIES} entries"),
+                    **_errors(400, 404, 413, 422),
+                    **_store_errors(),
+                },
+            },
+            "delete": {
+                "summary": "Delete an entry (the case-sensitive one spelled so, else the case-insensitive one)",
+                "parameters": [word],
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "required": ["deleted"], "properties": {"deleted": entry}}, "Deleted"
+                    ),
+                    "405": _json(_ERROR, "preview: that path is the preview route (POST)"),
+                    **_errors(404, 422),
+                    **_store_errors(),
+                },
+            },
+        },
+        "/v1/lexicon/preview": {
+            "post": {
+                "summary": "What would be spoken for a text with the lexicon as it is now",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["text"],
+                                "additionalProperties": False,
+                                "properties": {"text": text},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["text", "replacements", "warnings"],
+                            "properties": {
+                                "text": {"type": "string"},
+                                "replacements": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "word": {"type": "string"},
+                                            "kind": {"type": "string", "enum": ["spoken", "phonemes"]},
+                                            "source": {"type": "array", "items": {"type": "integer"}},
+                                            "target": {"type": "array", "items": {"type": "integer"}},
+                                        },
+                                    },
+                                },
+                                "warnings": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
+                        "The text after the lexicon; source and target are [start, end) in the text before and after",
+                    ),
+                    **_errors(400, 413, 422),
+                },
+            }
+        },
+    }
+
+
 def build_spec(settings: Settings | None = None) -> dict[str, Any]:
     """The whole document (built per request: it is small and cheap, and follows the server's settings)."""
     max_chars = _max_text_chars(settings)
@@ -180,7 +380,18 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
         "style": "form",
         "explode": True,
         "description": "The synthesis options as query parameters (text is required)",
-        "schema": _synthesis_request(max_chars, nullable_rate=False, extra={"chunk_size": chunk_size}),
+        "schema": _synthesis_request(
+            max_chars,
+            nullable_rate=False,
+            extra={
+                "chunk_size": chunk_size,
+                "captions": {
+                    "type": "string",
+                    "enum": list(CAPTION_FORMATS),
+                    "description": "Send a captions event (SRT or WebVTT cues) after each sentence's timings",
+                },
+            },
+        ),
     }
     return {
         "openapi": "3.1.0",
@@ -239,7 +450,11 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": {
-                            "description": "Audio in output_format; JSON when timestamps is true",
+                            "description": (
+                                "Audio in output_format; JSON (audio base64, format, duration, sentences, words) "
+                                "when timestamps is true or captions is given, with captions: the SRT or WebVTT "
+                                "document"
+                            ),
                             "content": {**_AUDIO_CONTENT, "application/json": {}},
                         },
                         **_errors(400, 404, 413, 422, 503),
@@ -251,6 +466,8 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                     "summary": "Audio as Server-Sent Events while it is synthesized",
                     "description": (
                         "Events: format, audio {chunk: base64, index}, timings (after each sentence), "
+                        "with captions=srt|vtt a captions event after each timings {sentence, format, text, cues} "
+                        "(the texts joined are the whole document; the first vtt one starts with WEBVTT), "
                         "metrics, done; error if the engine fails mid-stream."
                     ),
                     "parameters": [sse_query],
@@ -403,6 +620,7 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                     },
                 }
             },
+            **_lexicon_paths(max_chars),
             "/v1/models": {
                 "get": {"summary": "Models (OpenAI list format)", "responses": {"200": {"description": "List"}}}
             },
@@ -427,7 +645,19 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
                     },
                 },
                 "GenerateRequest": _synthesis_request(
-                    max_chars, nullable_rate=True, extra={"timestamps": {"type": "boolean", "default": False}}
+                    max_chars,
+                    nullable_rate=True,
+                    extra={
+                        "timestamps": {"type": "boolean", "default": False},
+                        "captions": {
+                            "enum": [*CAPTION_FORMATS, None],
+                            "default": None,
+                            "description": (
+                                "Add captions (the whole SRT or WebVTT document, one cue per sentence) to the "
+                                "timestamps JSON; implies timestamps"
+                            ),
+                        },
+                    },
                 ),
                 "SpeechRequest": {
                     "type": "object",

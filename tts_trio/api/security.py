@@ -34,8 +34,14 @@ from tts_trio.errors import Forbidden, Unauthorized
 ADMIN_ROUTES = {
     ("POST", "/v1/engines/switch"),
     ("POST", "/v1/voices/create"),
+    ("PUT", "/v1/lexicon"),
 }
-ADMIN_PREFIXES = (("DELETE", "/v1/voices/"), ("POST", "/v1/voices/"))
+ADMIN_PREFIXES = (
+    ("DELETE", "/v1/voices/"),
+    ("POST", "/v1/voices/"),
+    ("PUT", "/v1/lexicon/"),
+    ("DELETE", "/v1/lexicon/"),
+)
 WS_SUBPROTOCOL = "tts-trio"
 _BEARER_PROTOCOL = "bearer."
 #: Paths behind the keys: ours and the OpenAI/ElevenLabs/Deepgram ones under /v1, Cartesia's under /tts.
@@ -155,7 +161,7 @@ class Cors:
         response = Response("", status=204)
         allowed = self.allow_origin(request.headers.get("Origin"))
         if allowed:
-            response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
             response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, xi-api-key, X-API-Key"
             response.headers["Access-Control-Max-Age"] = "600"
         return response

@@ -1,7 +1,7 @@
 """The one typed object an app carries, and how a request reaches it.
 
 Everything a route needs besides the request itself (settings, the drain
-state, metrics, and once the app serves, the :class:`TtsService`) lives on
+state, metrics, the pronunciation lexicon, and once the app serves, the :class:`TtsService`) lives on
 one :class:`AppState` under one key of ``app.extensions``. Routes call
 :func:`current_state` or :func:`current_service`; they never import the app
 factory, so the factory can import the routes without a cycle.
@@ -20,6 +20,7 @@ from tts_trio.observability import Metrics
 from tts_trio.settings import Settings
 from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.service import TtsService
+from tts_trio.voices.lexicon import Lexicon
 
 #: The key of ``app.extensions`` that holds the :class:`AppState`.
 STATE_KEY = "tts_trio"
@@ -34,6 +35,9 @@ class AppState:
     metrics: Metrics
     keys: KeyRing
     cors: Cors
+    #: The pronunciation lexicon, a file in the voice store's directory (``settings.voices_path``),
+    #: which replicas share; it reads the disk on use, so it needs no opening and works without the engine.
+    lexicon: Lexicon
     #: Opened when the app starts serving, closed when it stops; None in between.
     service: TtsService | None = None
 

@@ -1,8 +1,8 @@
 """The ``tts-trio`` command (typer): ``serve`` starts the server, the other commands talk to one.
 
 ``serve`` is in :mod:`tts_trio.cli.serve`, ``stream`` in
-:mod:`tts_trio.cli.stream`, the other client commands in
-:mod:`tts_trio.cli.client`; this module only puts them together.
+:mod:`tts_trio.cli.stream`, ``lexicon`` in :mod:`tts_trio.cli.lexicon`, the
+other client commands in :mod:`tts_trio.cli.client`; this module only puts them together.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from tts_trio import __version__
-from tts_trio.cli import client
+from tts_trio.cli import client, lexicon
 from tts_trio.cli.serve import serve
 from tts_trio.cli.stream import stream
 
@@ -30,6 +30,7 @@ def version() -> None:
 
 app.command()(serve)
 client.register(app)
+lexicon.register(app)
 app.command()(stream)
 
 

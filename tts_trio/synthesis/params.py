@@ -27,6 +27,8 @@ MAX_CHUNK_SIZE = 1 << 20
 MAX_ID_CHARS = 128
 MIN_SPEED = 0.25
 MAX_SPEED = 4.0
+#: Caption formats (tts_trio.synthesis.captions): SubRip and WebVTT.
+CAPTION_FORMATS = ("srt", "vtt")
 
 
 def clamp_speed(speed: float) -> float:
@@ -58,6 +60,8 @@ class GenerateBodyParams(GenerateParams):
 
     #: Return JSON with the audio (base64) and word and sentence timings.
     timestamps: bool = False
+    #: Add a ``captions`` document (``srt`` or ``vtt``) to that JSON; implies ``timestamps``.
+    captions: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -65,6 +69,8 @@ class SseParams(GenerateParams):
     """``GET /v1/tts/stream-sse`` query."""
 
     chunk_size: int = 4096
+    #: Send a ``captions`` event (``srt`` or ``vtt`` cues) after each sentence's ``timings``.
+    captions: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -168,6 +174,9 @@ def _validate(params: P, *, max_text_chars: int) -> P:
     chunk_size = getattr(params, "chunk_size", None)
     if chunk_size is not None and not MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE:
         raise InvalidParameter(f"chunk_size: must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE}", field="chunk_size")
+    captions = getattr(params, "captions", None)
+    if captions is not None and captions not in CAPTION_FORMATS:
+        raise InvalidParameter(f"captions: must be one of {', '.join(CAPTION_FORMATS)}", field="captions")
     request_id = getattr(params, "request_id", None)
     if request_id is not None and len(request_id) > MAX_ID_CHARS:
         raise InvalidParameter(f"request_id: must be at most {MAX_ID_CHARS} characters", field="request_id")

@@ -1,1 +1,1 @@
-"""One blueprint per area of the HTTP API: generate, SSE, OpenAI, engines, voices, health, pages."""
+"""One blueprint per area of the HTTP API: generate, SSE, OpenAI, engines, voices, lexicon, health, pages."""

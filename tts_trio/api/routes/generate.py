@@ -3,7 +3,10 @@
 The audio is a complete file in ``output_format`` (WAV gets exact sizes in
 its header). With ``"timestamps": true`` the answer is JSON instead: the
 same file base64-encoded, its format, and the start and end of every
-sentence and (where the engine reports them) every word.
+sentence and (where the engine reports them) every word. With
+``"captions": "srt"`` or ``"vtt"`` that JSON also carries ``captions``, the
+whole SubRip or WebVTT document made from the same timings
+(:mod:`tts_trio.synthesis.captions`); ``captions`` implies ``timestamps``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from tts_trio.api.response_body import ssml_headers
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.encoding import EncodingChoice, encode_complete, is_cheap
 from tts_trio.audio.output import EncodedOutput
+from tts_trio.synthesis import captions
 from tts_trio.synthesis.admission import Place
 from tts_trio.synthesis.params import GenerateBodyParams, parse_json_params
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics, open_audio_stream
@@ -97,14 +101,15 @@ async def generate() -> Any:
     headers = {**choice.headers(fmt), **ssml_headers(job)}
     headers["X-Audio-Duration"] = f"{metrics.audio_seconds:.3f}"
     headers["X-Generation-Time"] = f"{metrics.to_dict()['generation_time']}"
-    if params.timestamps:
-        return jsonify(
-            {
-                "audio": base64.b64encode(payload).decode(),
-                "format": choice.describe(fmt),
-                "duration": round(metrics.audio_seconds, 4),
-                "sentences": [sentence.to_dict() for sentence in sentences],
-                "words": [word.to_dict() for sentence in sentences for word in sentence.words],
-            }
-        )
+    if params.timestamps or params.captions is not None:
+        answer: dict[str, Any] = {
+            "audio": base64.b64encode(payload).decode(),
+            "format": choice.describe(fmt),
+            "duration": round(metrics.audio_seconds, 4),
+            "sentences": [sentence.to_dict() for sentence in sentences],
+            "words": [word.to_dict() for sentence in sentences for word in sentence.words],
+        }
+        if params.captions is not None:
+            answer["captions"] = captions.render(params.captions, captions.cues(sentences))
+        return jsonify(answer)
     return Response(payload, mimetype=choice.content_type, headers=headers)

@@ -9,6 +9,14 @@ stream could finish. The decoded chunks joined in order are one continuous file 
 ``output_format``: with ``wav`` (the default) the first chunk starts with an
 open-ended WAV header, so the joined chunks play as a ``.wav`` file.
 
+With ``captions=srt`` or ``captions=vtt`` each ``timings`` event is followed
+by a ``captions`` event for the same sentence: ``{"sentence": n, "format":
+"vtt", "text": ..., "cues": [{"number", "start", "end", "text"}]}``, where
+``text`` is that sentence's cue blocks (numbering continues across events)
+and the first ``vtt`` event's ``text`` starts with the ``WEBVTT`` header, so
+the ``text`` of all the events joined is the whole document, the same one
+``POST /v1/tts/generate`` returns for the text.
+
 The producer runs in the app's nursery under the stream's own cancel scope;
 the body generator only reads the channel. When the client disconnects the
 generator is closed, its ``finally`` cancels the scope (synchronously), and
@@ -29,6 +37,7 @@ from quart import Blueprint, Response, current_app, request
 from tts_trio.api.response_body import relayed_body, ssml_headers
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.formats import frame_aligned
+from tts_trio.synthesis import captions
 from tts_trio.synthesis.params import SseParams, parse_query_params
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
 
@@ -45,18 +54,41 @@ def sse_audio_event(piece: bytes, index: int) -> bytes:
     return b'event: audio\ndata: {"chunk":"' + b2a_base64(piece, newline=False) + b'","index":' + b"%d}\n\n" % index
 
 
-@attrs.frozen
+@attrs.define
 class SseWriter:
-    """Frames a stream as this route's events: ``audio``, ``timings``, ``error``, ``metrics``, ``done``."""
+    """Frames a stream as this route's events: ``audio``, ``timings``, ``captions``, ``error``, ``metrics``, ``done``.
+
+    With ``captions`` (``srt`` or ``vtt``) it counts the cues sent so far, so
+    it belongs to one stream.
+    """
 
     chunk_size: int
     message_overhead: int = 0
+    captions: str | None = None
+    _cues_sent: int = attrs.field(default=0, init=False)
+    _events_sent: int = attrs.field(default=0, init=False)
 
     def audio(self, piece: bytes, index: int) -> bytes:
         return sse_audio_event(piece, index)
 
     def timings(self, timings: SentenceTimings) -> bytes:
-        return sse_event("timings", timings.to_dict())
+        event = sse_event("timings", timings.to_dict())
+        if self.captions is None:
+            return event
+        return event + self._captions(self.captions, timings)
+
+    def _captions(self, kind: str, timings: SentenceTimings) -> bytes:
+        cues = captions.sentence_cues(timings, self._cues_sent + 1)
+        text = captions.render(kind, cues, header=self._events_sent == 0)
+        self._cues_sent += len(cues)
+        self._events_sent += 1
+        data = {
+            "sentence": timings.index,
+            "format": kind,
+            "text": text,
+            "cues": [{"number": cue.number, "start": cue.start, "end": cue.end, "text": cue.text} for cue in cues],
+        }
+        return sse_event("captions", data)
 
     def error(self, error: StreamError) -> bytes:
         return sse_event("error", {"code": error.code, "message": error.message})
@@ -85,7 +117,7 @@ async def stream_sse() -> Any:
         job,
         choice,
         place,
-        SseWriter(chunk_size),
+        SseWriter(chunk_size, captions=params.captions),
         protocol="sse",
         head=sse_event("format", choice.describe(fmt)),
     )
