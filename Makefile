@@ -5,7 +5,7 @@ VENV ?= .venv
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test setup setup-test lint bench bench-piper bench-protocols load clean
+.PHONY: serve test setup setup-test lint bench bench-piper bench-protocols bench-cache load clean
 
 serve: setup
 	$(VENV)/bin/tts-trio serve --host $(HOST) --port $(PORT)
@@ -26,6 +26,9 @@ bench-piper: setup-test
 
 bench-protocols: setup-test
 	$(VENV)/bin/python bench/protocols_bench.py
+
+bench-cache: setup-test
+	$(VENV)/bin/python bench/cache_bench.py
 
 load: setup-test
 	$(VENV)/bin/python bench/load.py

@@ -98,6 +98,12 @@ class Metrics:
         self.refused = Counter(
             "tts_overload_refusals", "Requests refused because the server was busy", registry=self.registry
         )
+        self.cache_hits = Counter("tts_cache_hits", "Streams answered from the phrase cache", registry=self.registry)
+        self.cache_misses = Counter(
+            "tts_cache_misses", "Cacheable streams that were synthesized (and recorded)", registry=self.registry
+        )
+        self._cache_bytes = Gauge("tts_cache_bytes", "Bytes held by the phrase cache", registry=self.registry)
+        self._cache_entries = Gauge("tts_cache_entries", "Entries in the phrase cache", registry=self.registry)
         self._active = Gauge("tts_active_streams", "Streams running now", registry=self.registry)
         self._slots_in_use = Gauge("tts_slots_in_use", "Engine slots busy now", registry=self.registry)
         self._slots_total = Gauge("tts_slots_total", "Engine slots of the current engine", registry=self.registry)
@@ -120,6 +126,10 @@ class Metrics:
         self._slots_in_use.set_function(slots_in_use)
         self._slots_total.set_function(slots_total)
         self._queue_depth.set_function(queue_depth)
+
+    def watch_cache(self, size: Callable[[], float], entries: Callable[[], float]) -> None:
+        self._cache_bytes.set_function(size)
+        self._cache_entries.set_function(entries)
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

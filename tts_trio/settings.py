@@ -44,6 +44,7 @@ ENV_VARS: dict[str, str] = {
     "wyoming_host": "TTS_WYOMING_HOST",
     "wyoming_zeroconf": "TTS_WYOMING_ZEROCONF",
     "ssml_strict": "TTS_SSML_STRICT",
+    "cache_bytes": "TTS_CACHE_BYTES",
     "certfile": "TTS_CERTFILE",
     "keyfile": "TTS_KEYFILE",
     "log_level": "TTS_LOG_LEVEL",
@@ -157,6 +158,9 @@ class Settings:
     wyoming_zeroconf: bool = False
     #: Malformed SSML, unknown elements and attributes: a 422 (true) or spoken as plain text with a warning.
     ssml_strict: bool = True
+    #: The phrase cache (tts_trio.synthesis.cache, docs/cache.md): bytes of recent streams' PCM kept so an
+    #: identical request is answered from memory; ``0`` switches it off.
+    cache_bytes: int = attrs.field(default=64 << 20, validator=_between(0, 1 << 40))
     #: TLS certificate chain and key (PEM); with both, every bind serves HTTPS
     #: and ALPN offers h2 and http/1.1.
     certfile: Path | None = None

@@ -207,3 +207,35 @@ async def test_cli_lexicon_commands(live_server: LiveServer, tmp_path: Path) -> 
     refused = await cli(url, "lexicon", "import", str(bad))
     assert refused.returncode == 1 and b"line 2" in refused.stderr
     assert (await cli(url, "lexicon", "import", str(tmp_path / "absent.tsv"))).returncode == 2
+
+
+def _seconds(wav: bytes) -> float:
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(wav)) as reader:
+        return float(reader.getnframes() / reader.getframerate())
+
+
+async def test_the_lexicon_changes_what_is_spoken_on_every_route_and_misses_the_cache(live_server: LiveServer) -> None:
+    text = "We deploy nginx. Then we deploy it again."
+    spoken = "a very long and rather slowly spoken name for a web server"
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=60) as http:
+        before = await http.post("/v1/tts/generate", json={"text": text})
+        again = await http.post("/v1/tts/generate", json={"text": text})
+        assert before.headers["x-cache"] == "miss" and again.headers["x-cache"] == "hit"
+        assert (await http.put("/v1/lexicon/nginx", json={"spoken": spoken})).status_code == 200
+        after = await http.post("/v1/tts/generate", json={"text": text})
+        assert after.headers["x-cache"] == "miss"  # the text as spoken changed, so does the key
+        assert _seconds(after.content) > _seconds(before.content) + 1.5
+        ssml = f"<speak>{text}</speak>"
+        plain_ssml = await http.post("/v1/tts/generate", json={"text": ssml})
+        assert abs(_seconds(plain_ssml.content) - _seconds(after.content)) < 0.5
+        speech = await http.post(
+            "/v1/audio/speech", json={"model": "tts-1", "input": text, "voice": "alloy", "response_format": "pcm"}
+        )
+        speech_seconds = len(speech.content) / 2 / 24000
+        assert speech_seconds > _seconds(before.content) + 1.5
+        assert (await http.delete("/v1/lexicon/nginx")).status_code == 200
+        back = await http.post("/v1/tts/generate", json={"text": text})
+        assert abs(_seconds(back.content) - _seconds(before.content)) < 0.3

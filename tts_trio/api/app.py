@@ -92,7 +92,9 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
 
     @app.before_serving
     async def open_service() -> None:
-        state.service = await TtsService.open(settings, app.nursery, state.metrics, state.shutdown)  # type: ignore[attr-defined]
+        state.service = await TtsService.open(
+            settings, app.nursery, state.metrics, state.shutdown, lexicon=state.lexicon
+        )  # type: ignore[attr-defined]
         log.info("engine %s ready with %d slots", settings.engine, state.service.pool.statistics().total)
         await wyoming_listener.start(app)  # off unless --wyoming-port is given
 

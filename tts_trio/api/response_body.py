@@ -18,7 +18,7 @@ import trio
 from tts_trio.audio.encoding import EncodingChoice
 from tts_trio.audio.output import EncodedOutput
 from tts_trio.synthesis.admission import Place
-from tts_trio.synthesis.pipeline import DetachedStream, SynthesisJob
+from tts_trio.synthesis.pipeline import DetachedStream, StreamMetrics, SynthesisJob
 from tts_trio.synthesis.relay import Relay, Writer
 from tts_trio.synthesis.service import TtsService
 
@@ -63,3 +63,13 @@ def ssml_headers(job: SynthesisJob) -> dict[str, str]:
         return {}
     text = "; ".join(job.warnings).encode("ascii", "replace").decode()
     return {"X-SSML-Warnings": "".join(ch if " " <= ch <= "~" else "?" for ch in text)[:1000]}
+
+
+def cache_headers(source: StreamMetrics | SynthesisJob) -> dict[str, str]:
+    """``X-Cache: hit`` or ``miss`` (the phrase cache, docs/cache.md); nothing when the cache is off.
+
+    A job knows before its stream starts (decided when it was built), so a
+    streamed response can send it; ``metrics.cache`` says the same once the producer started.
+    """
+    state = source.cache_state if isinstance(source, SynthesisJob) else source.cache
+    return {} if state == "off" else {"X-Cache": state}

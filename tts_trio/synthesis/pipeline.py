@@ -25,6 +25,15 @@ through the same channel, so it is encoded like any audio and takes its
 place in the timings: the next sentence starts after it. Silence never
 touches the pool; it is sent like audio, so a stopped or cut stream ends
 at its next send exactly as between sentences.
+
+The phrase cache (:mod:`tts_trio.synthesis.cache`): a job built with a
+:class:`~tts_trio.synthesis.cache.CacheLookup` (``job.cache``, decided when
+the service built the job) is either a hit, whose recorded items are
+replayed into the channel without touching the pool (each send is a
+checkpoint, so a stop or the drain cancels a replay as it does a
+synthesis), or a miss, whose items are recorded as they are sent and
+committed only when the stream completed normally. Text streamed in
+(``sentences``) is never cached. ``metrics.cache`` says which it was.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 import trio
@@ -41,6 +50,7 @@ import trio
 from tts_trio.audio.formats import AudioChunk, AudioFormat, WordTiming
 from tts_trio.engines.pool import EnginePool
 from tts_trio.errors import ApiError, ShuttingDown, error_for_code
+from tts_trio.synthesis.cache import CacheEntry, CacheLookup, CacheState, Recorder
 from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.fragments import cut_first_sentence, first_fragment
 from tts_trio.synthesis.sentences import iter_sentences
@@ -91,6 +101,16 @@ class SynthesisJob:
     script: tuple[ScriptItem, ...] | None = attrs.field(default=None, kw_only=True)
     #: What an SSML text asked for that could not be done as asked (reported with the metrics).
     warnings: tuple[str, ...] = attrs.field(default=(), kw_only=True)
+    #: Part of the cache key for what a later stage changes in the text (e.g. a lexicon's version);
+    #: set it before the service looks the job up (:meth:`TtsService.cache_lookup`).
+    extra_key: str = attrs.field(default="", kw_only=True)
+    #: The job's place in the phrase cache; None: not cached (the cache is off).
+    cache: CacheLookup | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def cache_state(self) -> CacheState:
+        """``hit`` (replayed from the cache), ``miss`` (synthesized and recorded) or ``off``."""
+        return "off" if self.cache is None else self.cache.state
 
 
 @attrs.frozen
@@ -142,6 +162,8 @@ class StreamMetrics:
     audio_seconds: float = 0.0
     #: The job's SSML warnings; in :meth:`to_dict` only when there are any.
     warnings: tuple[str, ...] = ()
+    #: ``hit``, ``miss`` or ``off`` (the phrase cache; set when the producer starts, not in :meth:`to_dict`).
+    cache: CacheState = "off"
 
     def audio_sent(self, payload_bytes: int) -> None:
         """Count one message or event that carried audio to the client."""
@@ -207,9 +229,38 @@ def _script_steps(script: Iterable[ScriptItem], job: SynthesisJob) -> Iterator[S
                 yield Spoken(sentence, item.voice_parameters)
 
 
-async def _send_silence(
-    send: trio.MemorySendChannel[StreamItem], seconds: float, fmt: AudioFormat, sentence: int
-) -> int:
+class _Sink(Protocol):
+    """Where a stream's items go: the channel, or the channel through a :class:`_Recording`."""
+
+    def send_nowait(self, value: StreamItem) -> None: ...
+
+    async def send(self, value: StreamItem) -> None: ...
+
+
+class _Recording:
+    """The channel's sending end, keeping every audio piece and timing that went through for the cache.
+
+    The pool sends into it as into the channel (``send_nowait`` from its
+    delivery callback, ``send`` for what did not fit); an item is kept only
+    once the channel took it, so the recording is the channel's order.
+    """
+
+    def __init__(self, send: trio.MemorySendChannel[StreamItem], recorder: Recorder) -> None:
+        self._send = send
+        self._recorder = recorder
+
+    def send_nowait(self, value: StreamItem) -> None:
+        self._send.send_nowait(value)
+        if not isinstance(value, StreamError):
+            self._recorder.add(value)
+
+    async def send(self, value: StreamItem) -> None:
+        await self._send.send(value)
+        if not isinstance(value, StreamError):
+            self._recorder.add(value)
+
+
+async def _send_silence(send: _Sink, seconds: float, fmt: AudioFormat, sentence: int) -> int:
     """Send ``seconds`` of zero samples in pieces of at most one second; return the bytes sent."""
     total = round(seconds * fmt.sample_rate) * fmt.frame_size
     most = fmt.sample_rate * fmt.frame_size
@@ -245,31 +296,23 @@ async def produce_audio(
     else:
         steps = _plain_steps(iter_sentences(job.text, max_chars=job.max_sentence_chars), job)
     metrics.warnings = job.warnings
-    position = 0.0
+    # Text streamed in is never cached: the job's text is not what is spoken.
+    lookup = job.cache if sentences is None else None
+    metrics.cache = "off" if lookup is None else lookup.state
     shutdown = job.shutdown
     async with send:
         with shutdown.stream() as cut:
             try:
-                index = 0
-                async for step in _each(steps):
-                    if isinstance(step, Silence):
-                        position += await _send_silence(send, step.seconds, fmt, index) / bytes_per_second
-                        metrics.audio_seconds = position
-                        continue
-                    sentence = step.text
-                    result = await pool.synthesize(
-                        sentence, sentence=index, voice=job.voice, send=send, voice_parameters=step.voice_parameters
-                    )
-                    duration = result.pcm_bytes / bytes_per_second
-                    words = tuple(word.shifted(position) for word in result.words)
-                    timings = SentenceTimings(index, sentence, round(position, 4), round(position + duration, 4), words)
-                    position += duration
-                    metrics.sentences += 1
-                    metrics.audio_seconds = position
-                    await send.send(timings)
-                    index += 1
-                    if not result.completed:
-                        break
+                if lookup is not None:
+                    lookup.cache.count(lookup.state)
+                if lookup is not None and lookup.entry is not None:
+                    await _replay(lookup.entry, send, metrics, bytes_per_second)
+                else:
+                    recorder = None if lookup is None else lookup.recorder()
+                    sink: _Sink = send if recorder is None else _Recording(send, recorder)
+                    completed = await _synthesize(job, steps, sink, metrics, fmt)
+                    if completed and recorder is not None:
+                        recorder.commit(metrics.audio_seconds, metrics.sentences)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
             except ApiError as error:
@@ -284,6 +327,63 @@ async def produce_audio(
             shutdown.on_cut()
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await send.send(StreamError("shutting_down", "the server is shutting down; the stream was cut short"))
+
+
+async def _synthesize(
+    job: SynthesisJob,
+    steps: AsyncIterable[Spoken | Silence] | Iterable[Spoken | Silence],
+    send: _Sink,
+    metrics: StreamMetrics,
+    fmt: AudioFormat,
+) -> bool:
+    """Speak ``steps`` through the pool into ``send``; True when every sentence completed."""
+    pool = job.pool
+    bytes_per_second = fmt.sample_rate * fmt.frame_size
+    # The pool only calls send_nowait and send, which a _Recording has too.
+    channel = cast("trio.MemorySendChannel[StreamItem]", send)
+    position = 0.0
+    index = 0
+    async for step in _each(steps):
+        if isinstance(step, Silence):
+            position += await _send_silence(send, step.seconds, fmt, index) / bytes_per_second
+            metrics.audio_seconds = position
+            continue
+        sentence = step.text
+        result = await pool.synthesize(
+            sentence, sentence=index, voice=job.voice, send=channel, voice_parameters=step.voice_parameters
+        )
+        duration = result.pcm_bytes / bytes_per_second
+        words = tuple(word.shifted(position) for word in result.words)
+        timings = SentenceTimings(index, sentence, round(position, 4), round(position + duration, 4), words)
+        position += duration
+        metrics.sentences += 1
+        metrics.audio_seconds = position
+        await send.send(timings)
+        index += 1
+        if not result.completed:
+            return False
+    return True
+
+
+async def _replay(
+    entry: CacheEntry, send: trio.MemorySendChannel[StreamItem], metrics: StreamMetrics, bytes_per_second: int
+) -> None:
+    """Send a cached stream's items as a fresh synthesis sent them; no engine, no slot.
+
+    Every ``send`` is a checkpoint (a memory channel's send yields even when
+    there is room), so a stop, a disconnect or the drain cancels a replay
+    between any two pieces.
+    """
+    audio_bytes = 0
+    for item in entry.items:
+        await send.send(item)
+        if isinstance(item, AudioChunk):
+            audio_bytes += len(item.pcm)
+            metrics.audio_seconds = audio_bytes / bytes_per_second
+        else:
+            metrics.sentences += 1
+    metrics.audio_seconds = entry.audio_seconds
+    metrics.sentences = entry.sentences
 
 
 def open_audio_stream(

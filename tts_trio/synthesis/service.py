@@ -9,6 +9,13 @@ before a switch finishes on the old engine; the old engine is shut down when
 its last stream ends. A switch that fails to load leaves the old engine
 current.
 
+The phrase cache (:mod:`tts_trio.synthesis.cache`, ``TTS_CACHE_BYTES``):
+:meth:`TtsService.job` looks every job up as it builds it, so a route knows
+hit or miss before its response starts (``X-Cache``). A switch clears it;
+:meth:`TtsService.voice_removed` drops a deleted or changed voice's entries
+(the key holds the voice's identity on disk too, so a voice recreated under
+the same name never hits an older entry).
+
 Wiring is by construction: the service is built with its nursery, metrics
 and drain state (none is optional), and hands what the pool and admission
 need to them when they are built, so no collaborator can be left unwired.
@@ -17,11 +24,13 @@ need to them when they are built, so no collaborator can be left unwired.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import trio
 
 from tts_trio import __version__
@@ -33,10 +42,12 @@ from tts_trio.errors import VoiceNotFound, VoiceNotSupported
 from tts_trio.observability import Metrics
 from tts_trio.settings import Settings
 from tts_trio.synthesis.admission import Admission
+from tts_trio.synthesis.cache import PhraseCache, cache_key
 from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.params import GenerateParams, clamp_speed
 from tts_trio.synthesis.pipeline import ScriptItem, Silence, Spoken, StreamMetrics, SynthesisJob
 from tts_trio.synthesis.ssml import Document, Speech, is_ssml, parse_ssml
+from tts_trio.voices.lexicon import Lexicon, LexiconSnapshot
 from tts_trio.voices.store import VoiceStore
 
 log = logging.getLogger(__name__)
@@ -55,8 +66,12 @@ class TtsService:
         metrics: Metrics,
         shutdown: Shutdown,
         nursery: trio.Nursery,
+        lexicon: Lexicon | None = None,
     ) -> None:
         self.settings = settings
+        #: The pronunciation lexicon, applied to every text in :meth:`job` (the app's, or one of its own
+        #: on the same directory: both read the one file, which replicas share).
+        self.lexicon = lexicon if lexicon is not None else Lexicon(settings.voices_path)
         #: Set off by the server's shutdown trigger (see :mod:`tts_trio.synthesis.drain`).
         self.shutdown = shutdown
         #: Where retired engines wait for their last stream before they are closed.
@@ -85,6 +100,9 @@ class TtsService:
             slots_total=lambda: self.pool.statistics().total,
             queue_depth=lambda: self.admission.waiting,
         )
+        #: Identical requests answered from memory (``cache_bytes`` 0: off).
+        self.cache = PhraseCache(settings.cache_bytes, on_hit=metrics.cache_hits.inc, on_miss=metrics.cache_misses.inc)
+        self.metrics.watch_cache(size=lambda: self.cache.bytes, entries=lambda: len(self.cache))
         self.started = time.monotonic()
         self._streams_per_pool: dict[EnginePool, int] = {}
         self._retired: list[EnginePool] = []
@@ -106,13 +124,22 @@ class TtsService:
         self.metrics.cancellations.labels(cause).inc()
 
     @classmethod
-    async def open(cls, settings: Settings, nursery: trio.Nursery, metrics: Metrics, shutdown: Shutdown) -> TtsService:
+    async def open(
+        cls,
+        settings: Settings,
+        nursery: trio.Nursery,
+        metrics: Metrics,
+        shutdown: Shutdown,
+        lexicon: Lexicon | None = None,
+    ) -> TtsService:
         """Open the voice store and the configured engine, and build the service around them."""
         store = VoiceStore(settings.voices_path)
         await trio.to_thread.run_sync(store.open)
         device = await trio.to_thread.run_sync(detect_device)
         engine = await open_engine(settings, device, hooks=cls.pool_hooks(metrics))
-        return cls(settings, engine, store, device, metrics=metrics, shutdown=shutdown, nursery=nursery)
+        return cls(
+            settings, engine, store, device, metrics=metrics, shutdown=shutdown, nursery=nursery, lexicon=lexicon
+        )
 
     async def aclose(self) -> None:
         for pool in [self.engine.pool, *self._retired]:
@@ -140,6 +167,9 @@ class TtsService:
         async with self.switch_lock:
             loaded = await open_engine(self.settings, self.device, name, config, hooks=self.pool_hooks(self.metrics))
             old, self.engine = self.engine, loaded
+            # A new generation: no entry of the old engine (or its config) is answered again,
+            # and none that a stream still running on it commits later.
+            self.cache.clear()
             log.info("switched engine from %s to %s", old.name, loaded.name)
             self._retire(old.pool)
             return loaded
@@ -228,14 +258,22 @@ class TtsService:
         voice_parameters = engine.voice_parameters(speed=params.speed, temperature=params.temperature)
         script: tuple[ScriptItem, ...] | None = None
         warnings: tuple[str, ...] = ()
+        text = params.text
+        lexicon = self.lexicon.snapshot()  # one stat when the file did not change
         if is_ssml(params.text):
-            # ``ssml_strict`` (default true) is read if the settings have it; see docs/ssml.md.
             document = parse_ssml(params.text, strict=self.settings.ssml_strict)
             script = ssml_script(document, engine, speed=params.speed, temperature=params.temperature)
             warnings = document.warnings
-        return SynthesisJob(
+            if len(lexicon):
+                script, lexicon_warnings = _pronounced(script, lexicon)
+                warnings += lexicon_warnings
+        elif len(lexicon):
+            applied = lexicon.apply(text)
+            text, warnings = applied.text, applied.warnings
+        # The cache key is made of the text as it will be spoken, so a lexicon change is a miss by itself.
+        job = SynthesisJob(
             pool=engine.pool,
-            text=params.text,
+            text=text,
             voice=voice,
             max_sentence_chars=self.settings.max_sentence_chars,
             shutdown=self.shutdown,
@@ -244,6 +282,33 @@ class TtsService:
             script=script,
             warnings=warnings,
         )
+        return self.cache_lookup(job, params.voice_id)
+
+    def cache_lookup(self, job: SynthesisJob, voice_id: str) -> SynthesisJob:
+        """``job`` with its place in the phrase cache (hit or miss), or as it is when the cache is off.
+
+        :meth:`job` calls it last; a stage that changes the job afterwards
+        (its text, its ``extra_key``) calls it again on the changed job.
+        ``voice_id`` is the voice the request named; ``default`` is indexed
+        under the voice it stands for too, so deleting that voice drops its entries.
+        """
+        if not self.cache.enabled:
+            return job
+        voice_ids = {voice_id}
+        if voice_id == "default":
+            current = self.store.current()
+            if current is not None:
+                voice_ids.add(current)
+        cache = self.cache
+        engine = f"{job.pool.name}#{cache.pool_token(job.pool)}"
+        key = cache_key(job, engine=engine, generation=cache.generation, voice_identity=_file_identity(job.voice))
+        return attrs.evolve(job, cache=cache.lookup(key, voice_ids))
+
+    def voice_removed(self, voice_id: str) -> None:
+        """Drop the cached audio of a custom voice that was deleted or changed."""
+        dropped = self.cache.invalidate_voice(voice_id)
+        if dropped:
+            log.debug("dropped %d cached phrase(s) of voice %s", dropped, voice_id)
 
     def encoding(self, params: GenerateParams, job: SynthesisJob) -> EncodingChoice:
         """The validated output format and rate for a request (raises 422)."""
@@ -281,6 +346,17 @@ class TtsService:
         }
 
 
+def _file_identity(voice: str | None) -> str:
+    """Which file a voice given as a path is (inode, size, mtime), so a replaced file never hits; else empty."""
+    if not voice or os.sep not in voice:
+        return ""
+    try:
+        stat = os.stat(voice)
+    except OSError:
+        return ""
+    return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def ssml_script(
     document: Document, engine: LoadedEngine, *, speed: float, temperature: float
 ) -> tuple[ScriptItem, ...]:
@@ -303,3 +379,19 @@ def ssml_script(
         else:
             script.append(Silence(segment.seconds))
     return tuple(script)
+
+
+def _pronounced(
+    script: tuple[ScriptItem, ...], lexicon: LexiconSnapshot
+) -> tuple[tuple[ScriptItem, ...], tuple[str, ...]]:
+    """An SSML script with the lexicon applied to each spoken fragment (breaks stay where they are)."""
+    items: list[ScriptItem] = []
+    warnings: list[str] = []
+    for item in script:
+        if isinstance(item, Spoken):
+            applied = lexicon.apply(item.text)
+            items.append(attrs.evolve(item, text=applied.text))
+            warnings += [warning for warning in applied.warnings if warning not in warnings]
+        else:
+            items.append(item)
+    return tuple(items), tuple(warnings)

@@ -38,7 +38,7 @@ from quart import Blueprint, Response, current_app, jsonify
 
 from tts_trio import __version__
 from tts_trio.api.json_body import read_json_body
-from tts_trio.api.response_body import relayed_body, ssml_headers
+from tts_trio.api.response_body import cache_headers, relayed_body, ssml_headers
 from tts_trio.api.routes.sse import sse_event
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.encoding import choose_encoding
@@ -200,6 +200,7 @@ async def speech() -> Any:
         "X-Accel-Buffering": "no",
         **choice.headers(job.pool.audio_format),
         **ssml_headers(job),
+        **cache_headers(job),
     }
     if request.stream_format == "sse":
         body = relayed_body(nursery, service, job, choice, place, _SseWriter(len(job.text.split())), protocol="openai")

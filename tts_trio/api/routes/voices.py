@@ -151,6 +151,7 @@ async def delete_voice(voice_id: str) -> Any:
         raise BuiltinVoice(f"{voice_id!r} comes with the {service.pool.name!r} engine and cannot be deleted")
     async with service.store_lock:
         voice = await trio.to_thread.run_sync(service.store.delete, voice_id)
+    service.voice_removed(voice.id)  # its cached phrases go too
     return jsonify({"deleted": voice.id, "current": service.current_voice_id()})
 
 
