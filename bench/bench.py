@@ -111,9 +111,19 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def uncached_env() -> dict[str, str]:
+    """The server's environment in a benchmark: the phrase cache off.
+
+    The benchmarks repeat the same texts; with the cache on, every repeat
+    would be a replay from memory, measured against a raw engine that
+    synthesizes each time. ``bench/cache_bench.py`` measures the cache itself.
+    """
+    return {**os.environ, "TTS_CACHE_BYTES": "0"}
+
+
 def start_server(port: int) -> subprocess.Popen[bytes]:
     command = [str(Path(sys.executable).with_name("tts-trio")), "serve", "--port", str(port), "--log-level", "warning"]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=uncached_env())
 
 
 async def sse_first_audio(http: httpx.AsyncClient, text: str, chunk_size: int = 4096) -> tuple[float, float]:

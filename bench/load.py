@@ -103,7 +103,9 @@ def raise_fd_limit() -> int:
 
 def start_server(port: int, extra: list[str] | None = None) -> subprocess.Popen[bytes]:
     command = [str(Path(sys.executable).with_name("tts-trio")), "serve", "--port", str(port), "--log-level", "warning"]
-    return subprocess.Popen([*command, *(extra or [])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The phrase cache off: the soak repeats its texts, and every repeat would be a replay, not load.
+    env = {**os.environ, "TTS_CACHE_BYTES": "0"}
+    return subprocess.Popen([*command, *(extra or [])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
 async def wait_ready(base_url: str) -> None:

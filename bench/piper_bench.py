@@ -43,7 +43,7 @@ import trio
 from trio_websocket import open_websocket_url
 
 # The same paragraph as the espeak-ng benchmark, so the two tables compare.
-from bench import PARAGRAPH
+from bench import PARAGRAPH, uncached_env
 
 #: --quick: three sentences instead of ten, for a look on a busy machine.
 QUICK_TEXT = " ".join(PARAGRAPH.split(". ")[:3]) + "."
@@ -206,7 +206,7 @@ async def server_bench(text: str, repeats: int) -> dict[str, Any]:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     command = [str(Path(sys.executable).with_name("tts-trio")), "serve", "--engine", "piper", "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=uncached_env())  # noqa: ASYNC220
     try:
         load_started = trio.current_time()
         await wait_ready(base_url, process)
@@ -260,7 +260,7 @@ def http_server_peer(venv: Path, text: str) -> dict[str, Any]:
     model = discover_voices()["en_US-joe-medium"].model_path
     port = free_port()
     command = [python, "-m", "piper.http_server", "-m", str(model), "--port", str(port), "--host", "127.0.0.1"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=uncached_env())
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(1200):
@@ -322,7 +322,7 @@ def wyoming_peer(venv: Path, text: str) -> dict[str, Any]:
     port = free_port()
     command = [python, "-m", "wyoming_piper", "--voice", "en_US-joe-medium", "--data-dir", str(data_dir)]
     command += ["--uri", f"tcp://127.0.0.1:{port}", "--local-files-only"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=uncached_env())
     try:
         for _ in range(1200):
             try:

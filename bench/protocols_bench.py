@@ -44,7 +44,7 @@ import httpx
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from bench import FIRST_SENTENCE, PARAGRAPH, espeak_once, free_port
+from bench import FIRST_SENTENCE, PARAGRAPH, espeak_once, free_port, uncached_env
 
 LONG_TEXT = " ".join([PARAGRAPH] * 4)
 RATE = 22050
@@ -59,7 +59,7 @@ def start_server(port: int, wyoming_port: int) -> subprocess.Popen[bytes]:
         str(Path(sys.executable).with_name("tts-trio")),
         *("serve", "--port", str(port), "--wyoming-port", str(wyoming_port), "--log-level", "warning"),
     ]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=uncached_env())
 
 
 async def _first_binary(ws: WebSocketConnection) -> float:
