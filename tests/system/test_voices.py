@@ -91,7 +91,11 @@ def test_store_names_never_become_paths(tmp_path: Path) -> None:
     store.open()
     for name in ["../escape", "/etc/passwd", "nul\x00byte", "C:\\windows"]:
         store_voice(store, name)
-    assert {entry.name.startswith("v_") for entry in (tmp_path / "voices").iterdir()} == {True}
+    entries = list((tmp_path / "voices").iterdir())
+    assert {entry.name.startswith("v_") for entry in entries if not entry.name.startswith(".")} == {True}
+    # The names' cross-replica claims are hashes, never the names themselves.
+    claims = [claim.name for claim in (tmp_path / "voices" / ".names").iterdir()]
+    assert len(claims) == 4 and all(len(claim) == 64 and int(claim, 16) >= 0 for claim in claims)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["voices"]
     with pytest.raises(Exception, match="no voice"):
         store.reference_path("../escape")

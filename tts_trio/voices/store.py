@@ -19,6 +19,11 @@ Why it cannot lose or leak a file:
 * The disk is the only truth: listings read it, so several server
   processes sharing the directory agree, and a corrupt entry is skipped
   with a warning instead of breaking the listing.
+* Names are unique (casefolded, NFC) across all those processes too: a
+  create claims its name in the hidden ``.names/`` directory, with an
+  atomic rename and no lock, before the voice becomes visible, and a
+  delete releases it after; see :mod:`tts_trio.voices.claims`. Of two
+  replicas creating one name at once, exactly one succeeds.
 
 A full or read-only store is an answer, not a crash: every write maps a
 full disk or quota (``ENOSPC``, ``EDQUOT``) to :class:`InsufficientStorage`
@@ -51,6 +56,7 @@ from typing import Any, Literal
 import attrs
 
 from tts_trio.errors import ApiError, InsufficientStorage, StoreReadOnly, VoiceExists, VoiceNotFound
+from tts_trio.voices.claims import NameClaims, name_key
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +168,7 @@ class VoiceStore:
         #: under it); each later write tries again, and :meth:`open` clears them too.
         self._leftovers: set[Path] = set()
         self._leftovers_lock = threading.Lock()
+        self.claims = NameClaims(root, STALE_SECONDS, self._discard)
 
     def probe(self, min_free_bytes: int = 0) -> StoreState:
         """Whether a write could succeed now, found without writing (cheap enough for every ``/ready``).
@@ -222,6 +229,10 @@ class VoiceStore:
             self._discard(leftover)
         for leftover in self.root.glob(".trash-*"):
             self._discard(leftover)
+        try:
+            self.claims.tidy([(voice.id, voice.name) for voice in self.list()])
+        except OSError as error:  # a read-only or full store: names are claimed by the next create
+            log.warning("voice store: could not tidy the name claims: %s", os.strerror(error.errno or 0))
 
     def list(self) -> list[StoredVoice]:
         voices = []
@@ -254,9 +265,11 @@ class VoiceStore:
     def create(
         self, *, name: str, language: str, engine: str, wav: bytes, duration: float, source_format: str
     ) -> StoredVoice:
-        """Store a voice atomically; raise :class:`VoiceExists` for a taken name."""
-        if any(voice.name.casefold() == name.casefold() for voice in self.list()):
-            raise VoiceExists(f"a voice named {name!r} already exists; delete it first or choose another name")
+        """Store a voice atomically; raise :class:`VoiceExists` for a taken name, in any process sharing the store."""
+        taken = VoiceExists(f"a voice named {name!r} already exists; delete it first or choose another name")
+        key = name_key(name)
+        if any(name_key(voice.name) == key for voice in self.list()):
+            raise taken  # also a voice stored before name claims existed
         voice = StoredVoice(
             id="v_" + secrets.token_hex(8),
             name=name,
@@ -270,17 +283,31 @@ class VoiceStore:
         )
         self._retry_leftovers()
         staging = self.root / f".tmp-{voice.id}"
+        final = self.root / voice.id
         with _writing("store the voice"):
+            # The staging directory comes first: while it exists, the claim made next is live.
             staging.mkdir()
             try:
-                _fsync_write(staging / _AUDIO, wav)
-                _fsync_write(staging / _META, json.dumps(attrs.asdict(voice), indent=2).encode())
-                _fsync_dir(staging)
-                self._commit(staging, self.root / voice.id)
+                if self.claims.claim(name, voice.id) is not None:
+                    raise taken
+                try:
+                    _fsync_write(staging / _AUDIO, wav)
+                    _fsync_write(staging / _META, json.dumps(attrs.asdict(voice), indent=2).encode())
+                    _fsync_dir(staging)
+                    self._commit(staging, final)
+                except BaseException:
+                    self.claims.release(name, voice.id)
+                    raise
             except BaseException:
                 self._discard(staging)
                 raise
         _fsync_dir(self.root)
+        if not self.claims.holds(name, voice.id):
+            # Taken over while we wrote (only a write slower than STALE_SECONDS looks like a crash):
+            # the other voice keeps the name, this one is withdrawn.
+            log.warning("voice store: the name claim of %s was taken over during its write; withdrawing it", voice.id)
+            self._remove(voice.id)
+            raise taken
         return voice
 
     def _commit(self, staging: Path, final: Path) -> None:
@@ -290,14 +317,11 @@ class VoiceStore:
     def delete(self, voice_id: str) -> StoredVoice:
         voice = self.get(voice_id)
         self._retry_leftovers()
-        trash = self.root / f".trash-{voice.id}-{secrets.token_hex(4)}"
         with _writing("delete the voice"):
-            try:
-                os.rename(self.root / voice.id, trash)
-            except FileNotFoundError:
-                raise VoiceNotFound(f"no voice {voice_id!r}", field="voice_id") from None  # deleted by another process
-        _fsync_dir(self.root)
-        self._discard(trash)
+            if not self._remove(voice.id):
+                raise VoiceNotFound(f"no voice {voice_id!r}", field="voice_id")  # deleted by another process
+        # The voice is gone first, then its name is free (a crash in between leaves a stale claim).
+        self.claims.release(voice.name, voice.id)
         if self._stored_current() == voice.id:
             try:
                 self.set_current(None)
@@ -305,6 +329,17 @@ class VoiceStore:
                 # The voice is gone all the same: current() no longer names it, and the next set replaces the file.
                 log.warning("voice store: %s was the current voice; the default applies", voice.id)
         return voice
+
+    def _remove(self, voice_id: str) -> bool:
+        """Make a voice disappear atomically (rename to trash), then remove it; False if it was gone."""
+        trash = self.root / f".trash-{voice_id}-{secrets.token_hex(4)}"
+        try:
+            os.rename(self.root / voice_id, trash)
+        except FileNotFoundError:
+            return False
+        _fsync_dir(self.root)
+        self._discard(trash)
+        return True
 
     def _stored_current(self) -> str | None:
         try:

@@ -128,7 +128,7 @@ async def create_voice() -> Any:
             upload.stream.read(), min_seconds=settings.voice_min_seconds, max_seconds=settings.voice_max_seconds
         )
     )
-    async with service.store_lock:  # name uniqueness holds within this process; the rename is atomic
+    async with service.store_lock:  # one write at a time here; names stay unique across replicas by claims
         voice = await trio.to_thread.run_sync(
             lambda: service.store.create(
                 name=name,
