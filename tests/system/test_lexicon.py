@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from trio_websocket import open_websocket_url
 
 from tests.support.live import LiveServer, start_live_server
 from tests.system.test_cli_client import cli, server_json
@@ -239,3 +241,37 @@ async def test_the_lexicon_changes_what_is_spoken_on_every_route_and_misses_the_
         assert (await http.delete("/v1/lexicon/nginx")).status_code == 200
         back = await http.post("/v1/tts/generate", json={"text": text})
         assert abs(_seconds(back.content) - _seconds(before.content)) < 0.3
+
+
+async def test_word_timings_report_the_words_the_client_wrote(live_server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=60) as http:
+        assert (await http.put("/v1/lexicon/nginx", json={"spoken": "engine x"})).status_code == 200
+        answer = (await http.post("/v1/tts/generate", json={"text": "We run nginx today.", "timestamps": True})).json()
+    timed = [word["word"] for word in answer["words"]]
+    assert "nginx" in timed and "engine" not in timed, timed
+    nginx = next(word for word in answer["words"] if word["word"] == "nginx")
+    assert nginx["end"] > nginx["start"]
+
+
+async def test_text_streamed_into_a_context_is_pronounced_too(live_server: LiveServer) -> None:
+    async def streamed_seconds(text: str) -> float:
+        url = live_server.base_url.replace("http://", "ws://") + "/v1/tts/stream"
+        audio = 0
+        async with open_websocket_url(url, max_message_size=1 << 24) as ws:
+            await ws.send_message(
+                json.dumps({"action": "append", "context_id": "c", "text": text, "output_format": "pcm"})
+            )
+            await ws.send_message(json.dumps({"action": "end", "context_id": "c"}))
+            while True:
+                message = json.loads(await ws.get_message())
+                if message.get("type") == "audio":
+                    audio += len(base64.b64decode(message["chunk"]))
+                if message.get("type") in ("done", "error"):
+                    assert message["type"] == "done", message
+                    return audio / 2 / 22050
+
+    plain = await streamed_seconds("We run nginx today. ")
+    async with httpx.AsyncClient(base_url=live_server.base_url, timeout=60) as http:
+        spoken = "a very long and rather slowly spoken name for a web server"
+        assert (await http.put("/v1/lexicon/nginx", json={"spoken": spoken})).status_code == 200
+    assert await streamed_seconds("We run nginx today. ") > plain + 1.5

@@ -41,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar, cast
 
 import attrs
@@ -53,6 +53,7 @@ from tts_trio.errors import ApiError, ShuttingDown, error_for_code
 from tts_trio.synthesis.cache import CacheEntry, CacheLookup, CacheState, Recorder
 from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.fragments import cut_first_sentence, first_fragment
+from tts_trio.synthesis.respelling import Respeller, Respelling
 from tts_trio.synthesis.sentences import iter_sentences
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,10 @@ class SynthesisJob:
     extra_key: str = attrs.field(default="", kw_only=True)
     #: The job's place in the phrase cache; None: not cached (the cache is off).
     cache: CacheLookup | None = attrs.field(default=None, kw_only=True)
+    #: Words the lexicon replaced, in text order: their timings are reported as the original words.
+    respellings: tuple[Respelling, ...] = attrs.field(default=(), kw_only=True)
+    #: The lexicon for text streamed in (``sentences``), applied to each sentence as it comes.
+    pronounce: Callable[[str], str] | None = attrs.field(default=None, kw_only=True, eq=False)
 
     @property
     def cache_state(self) -> CacheState:
@@ -207,8 +212,9 @@ async def _plain_steps(
     spoken = _each(sentences)
     if job.cut_first_sentence:
         spoken = cut_first_sentence(spoken)
+    pronounce = job.pronounce
     async for sentence in spoken:
-        yield Spoken(sentence, job.voice_parameters)
+        yield Spoken(sentence if pronounce is None else pronounce(sentence), job.voice_parameters)
 
 
 def _script_steps(script: Iterable[ScriptItem], job: SynthesisJob) -> Iterator[Spoken | Silence]:
@@ -343,6 +349,7 @@ async def _synthesize(
     channel = cast("trio.MemorySendChannel[StreamItem]", send)
     position = 0.0
     index = 0
+    respell = Respeller(job.respellings)
     async for step in _each(steps):
         if isinstance(step, Silence):
             position += await _send_silence(send, step.seconds, fmt, index) / bytes_per_second
@@ -353,7 +360,7 @@ async def _synthesize(
             sentence, sentence=index, voice=job.voice, send=channel, voice_parameters=step.voice_parameters
         )
         duration = result.pcm_bytes / bytes_per_second
-        words = tuple(word.shifted(position) for word in result.words)
+        words = respell(tuple(word.shifted(position) for word in result.words))
         timings = SentenceTimings(index, sentence, round(position, 4), round(position + duration, 4), words)
         position += duration
         metrics.sentences += 1

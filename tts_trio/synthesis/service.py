@@ -46,8 +46,9 @@ from tts_trio.synthesis.cache import PhraseCache, cache_key
 from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.params import GenerateParams, clamp_speed
 from tts_trio.synthesis.pipeline import ScriptItem, Silence, Spoken, StreamMetrics, SynthesisJob
+from tts_trio.synthesis.respelling import Respelling
 from tts_trio.synthesis.ssml import Document, Speech, is_ssml, parse_ssml
-from tts_trio.voices.lexicon import Lexicon, LexiconSnapshot
+from tts_trio.voices.lexicon import Applied, Lexicon, LexiconSnapshot
 from tts_trio.voices.store import VoiceStore
 
 log = logging.getLogger(__name__)
@@ -260,16 +261,17 @@ class TtsService:
         warnings: tuple[str, ...] = ()
         text = params.text
         lexicon = self.lexicon.snapshot()  # one stat when the file did not change
+        respellings: tuple[Respelling, ...] = ()
         if is_ssml(params.text):
             document = parse_ssml(params.text, strict=self.settings.ssml_strict)
             script = ssml_script(document, engine, speed=params.speed, temperature=params.temperature)
             warnings = document.warnings
             if len(lexicon):
-                script, lexicon_warnings = _pronounced(script, lexicon)
+                script, lexicon_warnings, respellings = _pronounced(script, lexicon)
                 warnings += lexicon_warnings
         elif len(lexicon):
             applied = lexicon.apply(text)
-            text, warnings = applied.text, applied.warnings
+            text, warnings, respellings = applied.text, applied.warnings, _respellings(applied)
         # The cache key is made of the text as it will be spoken, so a lexicon change is a miss by itself.
         job = SynthesisJob(
             pool=engine.pool,
@@ -281,6 +283,10 @@ class TtsService:
             cut_first_sentence=engine.whole_sentences,
             script=script,
             warnings=warnings,
+            respellings=respellings,
+            # The reported words are part of what is cached: "nginx" said as "engine x" is not "engine x".
+            extra_key="\x1f".join(respelling.original for respelling in respellings),
+            pronounce=(lambda sentence: lexicon.apply(sentence).text) if len(lexicon) else None,
         )
         return self.cache_lookup(job, params.voice_id)
 
@@ -381,17 +387,28 @@ def ssml_script(
     return tuple(script)
 
 
+def _respellings(applied: Applied) -> tuple[Respelling, ...]:
+    """What each lexicon replacement was spoken as, and the word the client wrote."""
+    found = (
+        Respelling.of(applied.text[slice(*match.target)], applied.original[slice(*match.source)])
+        for match in applied.replacements
+    )
+    return tuple(respelling for respelling in found if respelling is not None)
+
+
 def _pronounced(
     script: tuple[ScriptItem, ...], lexicon: LexiconSnapshot
-) -> tuple[tuple[ScriptItem, ...], tuple[str, ...]]:
+) -> tuple[tuple[ScriptItem, ...], tuple[str, ...], tuple[Respelling, ...]]:
     """An SSML script with the lexicon applied to each spoken fragment (breaks stay where they are)."""
     items: list[ScriptItem] = []
     warnings: list[str] = []
+    respellings: list[Respelling] = []
     for item in script:
         if isinstance(item, Spoken):
             applied = lexicon.apply(item.text)
             items.append(attrs.evolve(item, text=applied.text))
             warnings += [warning for warning in applied.warnings if warning not in warnings]
+            respellings += _respellings(applied)
         else:
             items.append(item)
-    return tuple(items), tuple(warnings)
+    return tuple(items), tuple(warnings), tuple(respellings)
