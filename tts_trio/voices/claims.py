@@ -44,6 +44,8 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
+from tts_trio.voices.durable import fsync_dir, fsync_write
+
 log = logging.getLogger(__name__)
 
 #: The hidden directory of name claims inside the voice store.
@@ -136,14 +138,14 @@ class NameClaims:
             except FileNotFoundError:
                 continue  # .names was removed (emptied by a release) just now
             try:
-                _fsync_write(pending / voice_id, body)
+                fsync_write(pending / voice_id, body)
                 os.rename(pending, target)
             except OSError as error:
                 self._discard(pending)
                 if error.errno not in _TAKEN:
                     raise
             else:
-                _fsync_dir(self.dir)
+                fsync_dir(self.dir)
                 return None
             owner = self._live_owner(key, exclude=voice_id)
             if owner is not None:
@@ -197,19 +199,3 @@ class NameClaims:
             owner = self.claim(name, voice_id)
             if owner is not None:
                 log.warning("voice store: voices %s and %s share the name %r", owner, voice_id, name)
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -71,6 +71,7 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 from tts_trio.errors import LexiconEntryInvalid, LexiconEntryNotFound, LexiconFull, LexiconImportInvalid
+from tts_trio.voices.durable import fsync_dir
 from tts_trio.voices.store import store_error
 
 log = logging.getLogger(__name__)
@@ -557,20 +558,11 @@ class Lexicon:
             with contextlib.suppress(OSError):
                 staging.unlink(missing_ok=True)
             raise
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
 
 def _signature(stat: os.stat_result) -> tuple[int, int, int]:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @contextlib.contextmanager

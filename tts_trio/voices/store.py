@@ -57,6 +57,7 @@ import attrs
 
 from tts_trio.errors import ApiError, InsufficientStorage, StoreReadOnly, VoiceExists, VoiceNotFound
 from tts_trio.voices.claims import NameClaims, name_key
+from tts_trio.voices.durable import fsync_dir, fsync_write
 
 log = logging.getLogger(__name__)
 
@@ -141,22 +142,6 @@ def _writing(action: str) -> Iterator[None]:
             raise
         log.warning("voice store: could not %s: %s", action, os.strerror(error.errno or 0))
         raise answer from error
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class VoiceStore:
@@ -291,9 +276,9 @@ class VoiceStore:
                 if self.claims.claim(name, voice.id) is not None:
                     raise taken
                 try:
-                    _fsync_write(staging / _AUDIO, wav)
-                    _fsync_write(staging / _META, json.dumps(attrs.asdict(voice), indent=2).encode())
-                    _fsync_dir(staging)
+                    fsync_write(staging / _AUDIO, wav)
+                    fsync_write(staging / _META, json.dumps(attrs.asdict(voice), indent=2).encode())
+                    fsync_dir(staging)
                     self._commit(staging, final)
                 except BaseException:
                     self.claims.release(name, voice.id)
@@ -301,7 +286,7 @@ class VoiceStore:
             except BaseException:
                 self._discard(staging)
                 raise
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         if not self.claims.holds(name, voice.id):
             # Taken over while we wrote (only a write slower than STALE_SECONDS looks like a crash):
             # the other voice keeps the name, this one is withdrawn.
@@ -337,7 +322,7 @@ class VoiceStore:
             os.rename(self.root / voice_id, trash)
         except FileNotFoundError:
             return False
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         self._discard(trash)
         return True
 
@@ -365,9 +350,9 @@ class VoiceStore:
         staging = self.root / f".tmp-current-{secrets.token_hex(4)}"
         with _writing("set the current voice"):
             try:
-                _fsync_write(staging, json.dumps({"voice_id": voice_id}).encode())
+                fsync_write(staging, json.dumps({"voice_id": voice_id}).encode())
                 os.replace(staging, self.root / _CURRENT)
             except BaseException:
                 self._discard(staging)
                 raise
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
