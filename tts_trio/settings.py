@@ -45,6 +45,7 @@ ENV_VARS: dict[str, str] = {
     "wyoming_zeroconf": "TTS_WYOMING_ZEROCONF",
     "ssml_strict": "TTS_SSML_STRICT",
     "cache_bytes": "TTS_CACHE_BYTES",
+    "fleet_poll": "TTS_FLEET_POLL",
     "certfile": "TTS_CERTFILE",
     "keyfile": "TTS_KEYFILE",
     "log_level": "TTS_LOG_LEVEL",
@@ -161,6 +162,10 @@ class Settings:
     #: The phrase cache (tts_trio.synthesis.cache, docs/cache.md): bytes of recent streams' PCM kept so an
     #: identical request is answered from memory; ``0`` switches it off.
     cache_bytes: int = attrs.field(default=64 << 20, validator=_between(0, 1 << 40))
+    #: Seconds between looks at the fleet's desired engine on the shared store (tts_trio.synthesis.fleet,
+    #: docs/scaling.md): an engine switch on any replica reaches every replica on the store within it.
+    #: ``0``: switches stay on the replica that was asked, and none is recorded.
+    fleet_poll: float = attrs.field(default=1.0, validator=_between(0, 3600))
     #: TLS certificate chain and key (PEM); with both, every bind serves HTTPS
     #: and ALPN offers h2 and http/1.1.
     certfile: Path | None = None

@@ -92,6 +92,14 @@ def health(url: UrlOption = DEFAULT_URL, api_key: KeyOption = None, as_json: Jso
             f"slots {slots['in_use']}/{slots['total']} in use, {slots['waiting']} waiting; "
             f"{body['active_streams']} streams; up {body['uptime_s']} s"
         )
+        fleet = body.get("fleet") or {}
+        if fleet.get("status") in ("converging", "diverged"):
+            desired = fleet.get("desired") or {}
+            reason = (fleet.get("error") or {}).get("message")
+            typer.echo(
+                f"fleet: {fleet['status']} (runs switch {fleet.get('generation')}, the fleet wants "
+                f"{desired.get('engine')} of switch {desired.get('generation')})" + (f": {reason}" if reason else "")
+            )
 
     show(data, as_json, render)
 
@@ -141,7 +149,13 @@ def engines_switch(
         settings[key] = _config_value(value)
     body = {"engine_type": name, "config": settings}
     data = Client(url, api_key).request("POST", "/v1/engines/switch", json=body).json()
-    show(data, as_json, lambda d: typer.echo(f"engine {d['engine']} is current ({d['slots']} slots, {d['device']})"))
+
+    def render(body: dict[str, Any]) -> None:
+        typer.echo(f"engine {body['engine']} is current ({body['slots']} slots, {body['device']})")
+        if body.get("generation") is not None:
+            typer.echo(f"recorded as the fleet's switch {body['generation']}: replicas on this store follow it")
+
+    show(data, as_json, render)
 
 
 @voices_app.command("list")

@@ -7,7 +7,9 @@ Engine switching: the current engine can be replaced while streams run.
 Each job carries the pool it was resolved against, so a stream that started
 before a switch finishes on the old engine; the old engine is shut down when
 its last stream ends. A switch that fails to load leaves the old engine
-current.
+current. A switch is also recorded on the shared store as the fleet's
+desired engine, and every replica on that store follows it
+(:mod:`tts_trio.synthesis.fleet`).
 
 The phrase cache (:mod:`tts_trio.synthesis.cache`, ``TTS_CACHE_BYTES``):
 :meth:`TtsService.job` looks every job up as it builds it, so a route knows
@@ -38,16 +40,18 @@ from tts_trio.audio.encoding import EncodingChoice, choose_encoding
 from tts_trio.engines import LoadedEngine, cloning_engines, open_engine
 from tts_trio.engines.hardware import Device, detect_device
 from tts_trio.engines.pool import EnginePool, PoolHooks
-from tts_trio.errors import VoiceNotFound, VoiceNotSupported
+from tts_trio.errors import ApiError, VoiceNotFound, VoiceNotSupported
 from tts_trio.observability import Metrics
 from tts_trio.settings import Settings
 from tts_trio.synthesis.admission import Admission
 from tts_trio.synthesis.cache import PhraseCache, cache_key
 from tts_trio.synthesis.drain import Shutdown
+from tts_trio.synthesis.fleet import Fleet, follow
 from tts_trio.synthesis.params import GenerateParams, clamp_speed
 from tts_trio.synthesis.pipeline import ScriptItem, Silence, Spoken, StreamMetrics, SynthesisJob
 from tts_trio.synthesis.respelling import Respelling
 from tts_trio.synthesis.ssml import Document, Speech, is_ssml, parse_ssml
+from tts_trio.voices.desired_engine import DesiredEngine, record_desired
 from tts_trio.voices.lexicon import Applied, Lexicon, LexiconSnapshot
 from tts_trio.voices.store import VoiceStore
 
@@ -68,8 +72,11 @@ class TtsService:
         shutdown: Shutdown,
         nursery: trio.Nursery,
         lexicon: Lexicon | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.settings = settings
+        #: The fleet's desired engine and whether this replica runs it (see :mod:`tts_trio.synthesis.fleet`).
+        self.fleet = fleet if fleet is not None else Fleet(settings.voices_path, settings.fleet_poll)
         #: The pronunciation lexicon, applied to every text in :meth:`job` (the app's, or one of its own
         #: on the same directory: both read the one file, which replicas share).
         self.lexicon = lexicon if lexicon is not None else Lexicon(settings.voices_path)
@@ -107,6 +114,8 @@ class TtsService:
         self.started = time.monotonic()
         self._streams_per_pool: dict[EnginePool, int] = {}
         self._retired: list[EnginePool] = []
+        #: Cancels the poll of the fleet's desired engine when the service closes.
+        self._following = trio.CancelScope()
 
     @staticmethod
     def pool_hooks(metrics: Metrics) -> PoolHooks:
@@ -133,16 +142,56 @@ class TtsService:
         shutdown: Shutdown,
         lexicon: Lexicon | None = None,
     ) -> TtsService:
-        """Open the voice store and the configured engine, and build the service around them."""
+        """Open the voice store and the engine, and build the service around them.
+
+        The engine is the fleet's recorded one when a switch was recorded on
+        the store (should it fail to load here: the configured one, and the
+        replica reports that it diverged), else the configured one.
+        """
         store = VoiceStore(settings.voices_path)
         await trio.to_thread.run_sync(store.open)
         device = await trio.to_thread.run_sync(detect_device)
-        engine = await open_engine(settings, device, hooks=cls.pool_hooks(metrics))
-        return cls(
-            settings, engine, store, device, metrics=metrics, shutdown=shutdown, nursery=nursery, lexicon=lexicon
+        fleet = Fleet(settings.voices_path, settings.fleet_poll)
+        desired = await trio.to_thread.run_sync(fleet.read)
+        engine: LoadedEngine | None = None
+        if desired is not None:
+            log.info(
+                "opening engine %s, recorded by the fleet's switch %d, instead of %s",
+                desired.engine,
+                desired.generation,
+                settings.engine,
+            )
+            try:
+                engine = await open_engine(
+                    settings, device, desired.engine, desired.config, hooks=cls.pool_hooks(metrics)
+                )
+                fleet.runs(desired)
+            except ApiError as error:
+                log.warning("the fleet's engine %s cannot be loaded here: %s", desired.engine, error.message)
+                fleet.failed(desired, error, trio.current_time())
+        if engine is None:
+            engine = await open_engine(settings, device, hooks=cls.pool_hooks(metrics))
+        service = cls(
+            settings,
+            engine,
+            store,
+            device,
+            metrics=metrics,
+            shutdown=shutdown,
+            nursery=nursery,
+            lexicon=lexicon,
+            fleet=fleet,
         )
+        if fleet.enabled:
+            nursery.start_soon(service._follow_fleet)
+        return service
+
+    async def _follow_fleet(self) -> None:
+        with self._following:
+            await follow(self)
 
     async def aclose(self) -> None:
+        self._following.cancel()
         for pool in [self.engine.pool, *self._retired]:
             await pool.aclose()
 
@@ -163,17 +212,65 @@ class TtsService:
     def default_voice(self) -> str:
         return self.engine.default_voice or "default"
 
-    async def switch(self, name: str, config: dict[str, Any] | None) -> LoadedEngine:
-        """Load ``name`` off the event loop and make it current; on failure the old one stays."""
+    async def switch(self, name: str, config: dict[str, Any] | None) -> tuple[LoadedEngine, DesiredEngine | None]:
+        """Load ``name`` off the event loop, record it for the fleet, and make it current.
+
+        On failure the old one stays current and nothing is recorded: a load
+        that fails is its own answer (4xx or 503); a store that cannot take
+        the record (full, read-only) closes the new engine again and answers
+        507 or 503, so this replica never runs what the others will not.
+        Returns the engine and the record (None with ``TTS_FLEET_POLL=0``).
+        """
         async with self.switch_lock:
             loaded = await open_engine(self.settings, self.device, name, config, hooks=self.pool_hooks(self.metrics))
-            old, self.engine = self.engine, loaded
-            # A new generation: no entry of the old engine (or its config) is answered again,
-            # and none that a stream still running on it commits later.
-            self.cache.clear()
-            log.info("switched engine from %s to %s", old.name, loaded.name)
-            self._retire(old.pool)
-            return loaded
+            record = None
+            if self.fleet.enabled:
+                try:
+                    root = self.settings.voices_path
+                    record = await trio.to_thread.run_sync(record_desired, root, name, config or {})
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        await loaded.pool.aclose()
+                    raise
+            self._install(loaded)
+            self.fleet.runs(record)
+            return loaded, record
+
+    async def converge(self) -> None:
+        """Load the fleet's desired engine if this replica does not run it yet (the poll calls this)."""
+        async with self.switch_lock:
+            desired = self.fleet.wanted(trio.current_time())
+            if desired is None:
+                return  # a local switch or an earlier poll got there first
+            self.fleet.loading = True
+            try:
+                loaded = await open_engine(
+                    self.settings, self.device, desired.engine, desired.config, hooks=self.pool_hooks(self.metrics)
+                )
+            except ApiError as error:
+                log.warning(
+                    "fleet: engine %s (switch %d) cannot be loaded here; staying on %s: %s",
+                    desired.engine,
+                    desired.generation,
+                    self.engine.name,
+                    error.message,
+                )
+                self.fleet.failed(desired, error, trio.current_time())
+                return
+            finally:
+                self.fleet.loading = False
+            log.info("fleet: following switch %d", desired.generation)
+            self._install(loaded)
+            self.fleet.runs(desired)
+
+    def _install(self, loaded: LoadedEngine) -> None:
+        """Make ``loaded`` current; the old engine finishes its streams and is shut down after them."""
+        old, self.engine = self.engine, loaded
+        # A new generation: no entry of the old engine (or its config) is answered again,
+        # and none that a stream still running on it commits later.
+        self.cache.clear()
+        log.info("switched engine from %s to %s", old.name, loaded.name)
+        self._retire(old.pool)
 
     def _retire(self, pool: EnginePool) -> None:
         """Shut ``pool`` down once no stream has used it for a while.
@@ -349,6 +446,7 @@ class TtsService:
             "active_streams": self.active_streams,
             "queued_streams": self.admission.waiting,
             "uptime_s": round(time.monotonic() - self.started, 1),
+            "fleet": self.fleet.describe(),
         }
 
 

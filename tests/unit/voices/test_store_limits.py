@@ -9,61 +9,15 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.disk import Disk
 from tts_trio.errors import ApiError, InsufficientStorage, StoreReadOnly
 from tts_trio.voices.store import READ_ONLY_RETRY_AFTER, VoiceStore, store_error
 
 WAV = b"RIFF" + b"\x00" * 200_000
-
-
-class Disk:
-    """A mounted tmpfs of a few MiB that a test can fill, free and remount read-only."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.filler = path / "filler"
-
-    def fill(self) -> None:
-        """Write until not one more byte fits."""
-        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        chunk = 1 << 16
-        try:
-            while chunk:
-                try:
-                    os.write(fd, b"\x00" * chunk)
-                except OSError as error:
-                    if error.errno != errno.ENOSPC:
-                        raise
-                    chunk //= 2
-        finally:
-            os.close(fd)
-
-    def free(self) -> None:
-        self.filler.unlink()
-
-    def remount(self, mode: str) -> None:
-        subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)], check=True, capture_output=True)
-
-
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[Disk]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount_point)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"needs to mount a tmpfs (root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
-    try:
-        yield Disk(mount_point)
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
 def store_on(disk: Disk) -> VoiceStore:

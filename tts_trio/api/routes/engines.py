@@ -3,7 +3,11 @@
 A switch loads the new engine in worker threads while the old one keeps
 serving; streams already running finish on the old engine, which is shut
 down after its last stream. A switch that cannot load answers with a clear
-4xx or 503 and leaves the old engine current.
+4xx or 503 and leaves the old engine current. A switch is recorded on the
+shared store, and every replica on it follows within ``TTS_FLEET_POLL``
+seconds (:mod:`tts_trio.synthesis.fleet`); the answer's ``generation``
+is what each replica's ``/health`` reports in ``fleet.generation`` once it
+runs the new engine.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ async def switch_engine() -> Any:
     if config is not None and not isinstance(config, dict):
         raise InvalidParameter("config: must be an object", field="config")
     previous = service.engine.name
-    loaded = await service.switch(engine_type, config)
+    loaded, record = await service.switch(engine_type, config)
     return jsonify(
         {
             "engine": loaded.name,
@@ -74,5 +78,6 @@ async def switch_engine() -> Any:
             "config": attrs.asdict(loaded.config),
             "slots": loaded.pool.statistics().total,
             "device": loaded.pool.device,
+            "generation": record.generation if record is not None else None,
         }
     )

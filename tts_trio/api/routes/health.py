@@ -43,7 +43,10 @@ async def ready() -> Any:
     """200 when the engine can take requests, 503 while starting, switching away or shutting down.
 
     ``store`` appears when the voice store cannot take a write now (``full``,
-    ``read_only``, ``unavailable``); the replica stays ready all the same.
+    ``read_only``, ``unavailable``), and ``fleet`` when this replica does not
+    run the fleet's desired engine (yet: ``converging``; or it cannot load it:
+    ``diverged``, with the error); the replica stays ready all the same, on
+    the engine it has.
     """
     service = current_state().service
     ok = (
@@ -57,6 +60,8 @@ async def ready() -> Any:
         store = await _probe_store(service)
         if store.condition != "ok":
             body["store"] = store.condition
+        if service.fleet.status in ("converging", "diverged"):
+            body["fleet"] = service.fleet.describe()
     response = jsonify(body)
     response.status_code = 200 if ok else 503
     return response
