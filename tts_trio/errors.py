@@ -245,6 +245,12 @@ class Overloaded(Unavailable):
     code = "overloaded"
 
 
+class StoreBusy(Unavailable):
+    """Raised when another replica holds a store lock for longer than a change may wait; carries ``retry_after``."""
+
+    code = "store_busy"
+
+
 class ShuttingDown(Unavailable):
     """Raised for work the server will not start (or finish) because it is stopping; carries ``retry_after``."""
 

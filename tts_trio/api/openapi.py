@@ -61,7 +61,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
 def _store_errors() -> dict[str, Any]:
     """A write to the voice store refused: its disk is full (507) or it is read-only (503, Retry-After)."""
     read_only = _json(
-        _ERROR, "store_read_only: the voice store is read-only (voices can still be listed and used); retry later"
+        _ERROR,
+        "store_read_only: the voice store is read-only (voices can still be listed and used); retry later. "
+        "store_busy (lexicon changes): another replica held the lexicon's lock too long; retry",
     )
     read_only["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
     return {

@@ -11,8 +11,10 @@ store's directory, which replicas share), and the disk is the only truth:
   or the new one, never half of one; a crash leaves at most a stale
   ``.tmp-*`` file, which :meth:`VoiceStore.open` clears.
 * A change (set, delete, import) reads the file, changes it and writes it
-  under an exclusive ``flock`` on ``.lexicon.lock``, so two replicas on one
-  directory do not lose each other's changes.
+  holding the lock ``.lexicon.lock`` (:mod:`tts_trio.voices.exclusive`:
+  taken with an atomic directory rename, no ``flock``, which shared volumes
+  do not all keep), so two replicas on one directory do not lose each
+  other's changes.
 * Reads look at the file's inode, mtime and size (one ``stat``) and parse it
   again only when one of them changed: another replica's change is seen by
   the next use.
@@ -57,7 +59,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -70,8 +71,15 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
-from tts_trio.errors import LexiconEntryInvalid, LexiconEntryNotFound, LexiconFull, LexiconImportInvalid
+from tts_trio.errors import (
+    LexiconEntryInvalid,
+    LexiconEntryNotFound,
+    LexiconFull,
+    LexiconImportInvalid,
+    StoreBusy,
+)
 from tts_trio.voices.durable import fsync_dir
+from tts_trio.voices.exclusive import LockTimeout, held
 from tts_trio.voices.store import store_error
 
 log = logging.getLogger(__name__)
@@ -538,12 +546,8 @@ class Lexicon:
     @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with held(self.root, LOCK_NAME):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     def _write(self, entries: tuple[Entry, ...]) -> None:
         data = json.dumps({"version": 1, "entries": [entry.to_dict() for entry in entries]}, ensure_ascii=False)
@@ -570,6 +574,8 @@ def _writing(action: str) -> Iterator[None]:
     """A full or read-only disk becomes its answer (507 / 503), as for voices; other errors pass."""
     try:
         yield
+    except LockTimeout as error:
+        raise StoreBusy(f"could not {action}: another replica is changing the lexicon; retry", retry_after=1) from error
     except OSError as error:
         answer = store_error(error, action)
         if answer is None:

@@ -285,7 +285,7 @@ def test_writes_leave_no_temporary_files(tmp_path: Path) -> None:
         lexicon.set(spoken(f"w{i}", "x"))
     lexicon.delete("w3")
     lexicon.replace([spoken("only", "one")])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lexicon.lock", FILE_NAME]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FILE_NAME]
 
 
 def test_two_lexicons_on_one_directory_see_each_others_changes(tmp_path: Path) -> None:
@@ -339,7 +339,7 @@ def test_a_full_or_read_only_disk_is_an_answer_and_changes_nothing(small_disk: P
     with pytest.raises(InsufficientStorage):
         lexicon.replace(spoken(f"word{i}", "y" * 300) for i in range(2000))
     assert [e.word for e in Lexicon(small_disk).entries()] == ["cat"]
-    assert sorted(p.name for p in small_disk.iterdir()) == [".lexicon.lock", "filler", FILE_NAME]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", FILE_NAME]
     filler.unlink()
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True, capture_output=True)
     with pytest.raises(StoreReadOnly):
