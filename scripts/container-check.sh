@@ -4,7 +4,9 @@
 #   process runs as a non-root user, a voice created through the API survives
 #   a container restart on the same volume, and `podman stop` (SIGTERM) ends
 #   the server cleanly: exit code 0, well before the stop timeout, a clean
-#   shutdown in the log.
+#   shutdown in the log. Then scripts/kube-play-check.sh plays the Kubernetes
+#   manifests (deploy/kubernetes/base) with `podman kube play` on this image:
+#   3 replicas on one shared voice store, checked as a fleet (about 10 s).
 #
 #   bash scripts/container-check.sh
 #   CONTAINER_CHECK=skip-if-unavailable bash scripts/container-check.sh   # exit 0 where Podman cannot run
@@ -21,6 +23,7 @@
 #   CONTAINER_CHECK_STATE=DIR             state directory (default /var/tmp/tts-trio-container)
 #   CONTAINER_CHECK_PYTHON=PATH           Python whose pip builds the wheelhouse (default .venv/bin/python, else python3)
 #   CONTAINER_CHECK_KEEP_IMAGE=0          also remove the built image at the end (default: kept as a build cache)
+#   KUBE_PLAY_CHECK=0                     leave out the kube play check (scripts/kube-play-check.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -450,6 +453,16 @@ case $stream_end in
     "error shutting_down" | cut*) ;; # ended by the shutdown: a final event, or cut at the graceful timeout
     *) fail "the running stream was not ended by the shutdown ($stream_end)" ;;
 esac
+
+# ------------------------------------------------------------------ kube play
+# The Kubernetes manifests, played by Podman on the image just built and tested (no second build).
+step "kube play: deploy/kubernetes/base on $image (scripts/kube-play-check.sh)"
+if [[ ${KUBE_PLAY_CHECK:-1} == 0 ]]; then
+    info "left out (KUBE_PLAY_CHECK=0)"
+else
+    KUBE_PLAY_IMAGE=$image CONTAINER_CHECK_STATE=$state bash scripts/kube-play-check.sh \
+        || fail "the kube play check failed (above)"
+fi
 
 step "container check passed in $((SECONDS - started))s"
 echo "container check passed"
