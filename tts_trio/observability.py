@@ -15,9 +15,11 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -127,9 +129,43 @@ class Metrics:
         self._slots_total.set_function(slots_total)
         self._queue_depth.set_function(queue_depth)
 
+    def watch_engines(self, slots: Callable[[], Mapping[str, tuple[int, int, int]]]) -> None:
+        """Per resident engine: slots total, in use and waited for (``tts_engine_slots_*{engine}``).
+
+        ``slots()`` maps each resident engine's name to ``(total, in_use, waiting)``;
+        it is read at every scrape, so engines loaded or switched later show up.
+        """
+        self.registry.register(_EngineSlots(slots))
+
     def watch_cache(self, size: Callable[[], float], entries: Callable[[], float]) -> None:
         self._cache_bytes.set_function(size)
         self._cache_entries.set_function(entries)
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+
+class _EngineSlots(Collector):
+    """The slots of every resident engine, labelled by engine, computed when scraped."""
+
+    def __init__(self, slots: Callable[[], Mapping[str, tuple[int, int, int]]]) -> None:
+        self._slots = slots
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return list(self._families({}))
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families(self._slots())
+
+    @staticmethod
+    def _families(slots: Mapping[str, tuple[int, int, int]]) -> Iterator[GaugeMetricFamily]:
+        names = (
+            ("tts_engine_slots_total", "Synthesis slots of each resident engine"),
+            ("tts_engine_slots_in_use", "Slots of each resident engine busy now"),
+            ("tts_engine_slots_waiting", "Sentences waiting for a slot of each resident engine"),
+        )
+        for index, (name, text) in enumerate(names):
+            family = GaugeMetricFamily(name, text, labels=["engine"])
+            for engine, values in sorted(slots.items()):
+                family.add_metric([engine], values[index])
+            yield family

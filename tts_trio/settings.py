@@ -21,6 +21,8 @@ ENV_VARS: dict[str, str] = {
     "host": "TTS_HOST",
     "port": "TTS_PORT",
     "engine": "TTS_ENGINE",
+    "engines": "TTS_ENGINES",
+    "model_engines": "TTS_MODEL_ENGINES",
     "voices_path": "TTS_VOICES_PATH",
     "slots": "TTS_SLOTS",
     "max_text_chars": "TTS_MAX_TEXT_CHARS",
@@ -110,6 +112,27 @@ def _not_blank(instance: Any, attribute: attrs.Attribute[Any], value: str) -> No
         raise _InvalidField(attribute.name, "must not be empty")
 
 
+def _engine_list(name: str, value: str) -> list[str]:
+    engines = [item.strip() for item in value.split(",") if item.strip()]
+    for engine in engines:
+        if not engine.replace("_", "").replace("-", "").isalnum():
+            raise _InvalidField(name, f"expected engine names separated by commas, got {engine!r}")
+    return engines
+
+
+def _model_map(name: str, value: str) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        model, equals, engine = (side.strip() for side in item.partition("="))
+        if not equals or not model or not engine:
+            raise _InvalidField(name, f"expected MODEL=ENGINE pairs separated by commas, got {item!r}")
+        _engine_list(name, engine)
+        mapping[model] = engine
+    return mapping
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     """Everything the server can be configured with."""
@@ -117,6 +140,12 @@ class Settings:
     host: str = attrs.field(default="127.0.0.1", validator=_not_blank)
     port: int = attrs.field(default=8000, validator=_between(0, 65535))
     engine: str = attrs.field(default="system", validator=_not_blank)
+    #: More engines to keep loaded besides the current one (comma-separated), each with its own slots;
+    #: a request picks one with ``engine`` (or OpenAI's ``model``). They stay loaded across switches.
+    engines: str = attrs.field(default="", validator=lambda i, a, v: _engine_list(a.name, v))
+    #: OpenAI model names served by a given engine (``tts-1=system,tts-1-hd=piper``); the engines named
+    #: are kept loaded too. A model not mapped is served by the current engine.
+    model_engines: str = attrs.field(default="", validator=lambda i, a, v: _model_map(a.name, v))
     voices_path: Path = Path("./voices")
     #: Concurrent synthesis slots; ``None`` derives it from the hardware.
     slots: int | None = attrs.field(default=None, validator=_between(1, 256))
@@ -194,6 +223,16 @@ class Settings:
     azure_speech_region: str | None = None
     elevenlabs_api_key: str | None = attrs.field(default=None, repr=False)
     openai_api_key: str | None = attrs.field(default=None, repr=False)
+
+    @property
+    def resident_engines(self) -> list[str]:
+        """The engines kept loaded besides the current one: ``engines`` and those ``model_engines`` names."""
+        names = [*_engine_list("engines", self.engines), *self.model_engine_map.values()]
+        return list(dict.fromkeys(names))
+
+    @property
+    def model_engine_map(self) -> dict[str, str]:
+        return _model_map("model_engines", self.model_engines)
 
     @classmethod
     def load(

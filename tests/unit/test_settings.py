@@ -35,6 +35,10 @@ def test_settings_keys_are_not_in_repr() -> None:
         ({"TTS_LOG_LEVEL": "loud"}, {}, "invalid setting TTS_LOG_LEVEL: must be one of"),
         ({"TTS_DEBUG": "maybe"}, {}, "invalid setting TTS_DEBUG: expected true or false"),
         ({}, {"engine": " "}, "invalid setting --engine: must not be empty"),
+        ({"TTS_ENGINES": "piper;kokoro"}, {}, "invalid setting TTS_ENGINES: expected engine names separated by commas"),
+        ({"TTS_MODEL_ENGINES": "tts-1"}, {}, "invalid setting TTS_MODEL_ENGINES: expected MODEL=ENGINE pairs"),
+        ({"TTS_MODEL_ENGINES": "tts-1="}, {}, "invalid setting TTS_MODEL_ENGINES: expected MODEL=ENGINE pairs"),
+        ({"TTS_FLEET_POLL": "-1"}, {}, "invalid setting TTS_FLEET_POLL: must be between 0 and 3600"),
     ],
 )
 def test_settings_errors_are_one_line_naming_the_setting(
@@ -69,3 +73,12 @@ def test_backlog_and_connection_cap_errors_name_the_setting(
     with pytest.raises(SettingsError) as info:
         Settings.load(overrides, environ=env)
     assert str(info.value).startswith(message)
+
+
+def test_resident_engines_are_the_listed_ones_and_the_mapped_ones_once_each() -> None:
+    settings = Settings.load(
+        environ={"TTS_ENGINES": " piper , system,", "TTS_MODEL_ENGINES": "tts-1-hd=piper, narrator = kokoro"}
+    )
+    assert settings.resident_engines == ["piper", "system", "kokoro"]
+    assert settings.model_engine_map == {"tts-1-hd": "piper", "narrator": "kokoro"}
+    assert Settings.load(environ={}).resident_engines == []

@@ -129,6 +129,10 @@ def _synthesis_fields(max_chars: int, *, nullable_rate: bool) -> dict[str, Any]:
             ),
         },
         "speed": {"type": "number", "minimum": MIN_SPEED, "maximum": MAX_SPEED, "default": 1.0},
+        "engine": {
+            "type": ["string", "null"],
+            "description": "A loaded engine by name (GET /v1/engines: resident); default (or null): the current one",
+        },
     }
 
 
@@ -561,7 +565,16 @@ def build_spec(settings: Settings | None = None) -> dict[str, Any]:
             "/v1/voices": {
                 "get": {
                     "summary": "Built-in and custom voices, marked by kind, with the current one",
-                    "responses": {"200": {"description": "Voices"}},
+                    "parameters": [
+                        {
+                            "name": "engine",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "List a resident engine's built-in voices (default: the current engine's)",
+                        }
+                    ],
+                    "responses": {"200": {"description": "Voices"}, **_errors(422)},
                 }
             },
             "/v1/voices/create": {

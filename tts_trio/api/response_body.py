@@ -65,6 +65,11 @@ def ssml_headers(job: SynthesisJob) -> dict[str, str]:
     return {"X-SSML-Warnings": "".join(ch if " " <= ch <= "~" else "?" for ch in text)[:1000]}
 
 
+def engine_headers(job: SynthesisJob) -> dict[str, str]:
+    """``X-Engine``: the engine that speaks (the current one, or a resident one the request named)."""
+    return {"X-Engine": job.pool.name}
+
+
 def cache_headers(source: StreamMetrics | SynthesisJob) -> dict[str, str]:
     """``X-Cache: hit`` or ``miss`` (the phrase cache, docs/cache.md); nothing when the cache is off.
 

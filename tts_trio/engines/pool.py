@@ -91,6 +91,12 @@ class SlotStatistics:
     in_use: int
     waiting: int
 
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.total, self.in_use, self.waiting)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"total": self.total, "in_use": self.in_use, "waiting": self.waiting}
+
 
 @attrs.frozen
 class SentenceResult:

@@ -6,7 +6,8 @@ records it as the fleet's desired engine
 (:mod:`tts_trio.voices.desired_engine`). Every replica looks at the record
 every ``TTS_FLEET_POLL`` seconds (:func:`follow`) and, when it names a
 switch this replica does not run yet, loads that engine while its old one
-keeps serving, then makes it current, exactly as a local switch does.
+keeps serving, then makes it current, exactly as a local switch does
+(:meth:`tts_trio.synthesis.engine_set.EngineSet.converge`).
 
 A replica that cannot load it (a package or model missing on that node)
 stays on its old engine, says so in ``/health`` and ``/ready``
@@ -20,17 +21,16 @@ to the replica that was asked (and the record unread and unwritten).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 import trio
 
 from tts_trio.errors import ApiError
+from tts_trio.synthesis.drain import Shutdown
 from tts_trio.voices.desired_engine import DesiredEngine, read_desired
-
-if TYPE_CHECKING:
-    from tts_trio.synthesis.service import TtsService
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,10 @@ class Fleet:
         }
 
 
-async def follow(service: TtsService) -> None:
-    """Poll the record for as long as the service runs, and apply each new switch it names."""
-    fleet = service.fleet
-    while not service.shutdown.started.is_set():
+async def follow(shutdown: Shutdown, fleet: Fleet, converge: Callable[[], Awaitable[None]]) -> None:
+    """Poll the record until the server shuts down, and ``converge()`` on each new switch it names."""
+    while not shutdown.started.is_set():
         await trio.sleep(fleet.poll)
         await trio.to_thread.run_sync(fleet.read)
-        if fleet.wanted(trio.current_time()) is not None and not service.shutdown.started.is_set():
-            await service.converge()
+        if fleet.wanted(trio.current_time()) is not None and not shutdown.started.is_set():
+            await converge()

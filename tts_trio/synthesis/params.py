@@ -52,6 +52,8 @@ class GenerateParams:
     sample_rate: int | None = None
     #: Speaking rate, 1.0 is the engine's normal speed.
     speed: float = 1.0
+    #: A resident engine by name (``TTS_ENGINES``); None: the current engine.
+    engine: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -3,13 +3,8 @@
 One :class:`TtsService` is opened when the app starts serving and closed when
 it stops; routes reach it through :func:`tts_trio.api.app.current_service`.
 
-Engine switching: the current engine can be replaced while streams run.
-Each job carries the pool it was resolved against, so a stream that started
-before a switch finishes on the old engine; the old engine is shut down when
-its last stream ends. A switch that fails to load leaves the old engine
-current. A switch is also recorded on the shared store as the fleet's
-desired engine, and every replica on that store follows it
-(:mod:`tts_trio.synthesis.fleet`).
+The engines (the current one, resident ones a request may name, switches
+here and across the fleet) are :mod:`tts_trio.synthesis.engine_set`'s.
 
 The phrase cache (:mod:`tts_trio.synthesis.cache`, ``TTS_CACHE_BYTES``):
 :meth:`TtsService.job` looks every job up as it builds it, so a route knows
@@ -37,21 +32,22 @@ import trio
 
 from tts_trio import __version__
 from tts_trio.audio.encoding import EncodingChoice, choose_encoding
-from tts_trio.engines import LoadedEngine, cloning_engines, open_engine
+from tts_trio.engines import LoadedEngine, cloning_engines
 from tts_trio.engines.hardware import Device, detect_device
 from tts_trio.engines.pool import EnginePool, PoolHooks
-from tts_trio.errors import ApiError, VoiceNotFound, VoiceNotSupported
+from tts_trio.errors import VoiceNotFound, VoiceNotSupported
 from tts_trio.observability import Metrics
 from tts_trio.settings import Settings
 from tts_trio.synthesis.admission import Admission
 from tts_trio.synthesis.cache import PhraseCache, cache_key
 from tts_trio.synthesis.drain import Shutdown
+from tts_trio.synthesis.engine_set import EngineSet
 from tts_trio.synthesis.fleet import Fleet, follow
 from tts_trio.synthesis.params import GenerateParams, clamp_speed
 from tts_trio.synthesis.pipeline import ScriptItem, Silence, Spoken, StreamMetrics, SynthesisJob
 from tts_trio.synthesis.respelling import Respelling
 from tts_trio.synthesis.ssml import Document, Speech, is_ssml, parse_ssml
-from tts_trio.voices.desired_engine import DesiredEngine, record_desired
+from tts_trio.voices.desired_engine import DesiredEngine
 from tts_trio.voices.lexicon import Applied, Lexicon, LexiconSnapshot
 from tts_trio.voices.store import VoiceStore
 
@@ -73,6 +69,7 @@ class TtsService:
         nursery: trio.Nursery,
         lexicon: Lexicon | None = None,
         fleet: Fleet | None = None,
+        residents: dict[str, LoadedEngine] | None = None,
     ) -> None:
         self.settings = settings
         #: The fleet's desired engine and whether this replica runs it (see :mod:`tts_trio.synthesis.fleet`).
@@ -82,16 +79,11 @@ class TtsService:
         self.lexicon = lexicon if lexicon is not None else Lexicon(settings.voices_path)
         #: Set off by the server's shutdown trigger (see :mod:`tts_trio.synthesis.drain`).
         self.shutdown = shutdown
-        #: Where retired engines wait for their last stream before they are closed.
-        self._nursery = nursery
         self.metrics = metrics
-        self.engine = engine
         self.store = store
         self.device = device
         #: Serializes voice-store writes in this process (names must stay unique).
         self.store_lock = trio.Lock()
-        #: One switch at a time.
-        self.switch_lock = trio.Lock()
         self.active_streams = 0
         self.admission = Admission(
             settings.max_streams,
@@ -111,9 +103,25 @@ class TtsService:
         #: Identical requests answered from memory (``cache_bytes`` 0: off).
         self.cache = PhraseCache(settings.cache_bytes, on_hit=metrics.cache_hits.inc, on_miss=metrics.cache_misses.inc)
         self.metrics.watch_cache(size=lambda: self.cache.bytes, entries=lambda: len(self.cache))
+        self.metrics.watch_engines(
+            lambda: {name: engine.pool.statistics().as_tuple() for name, engine in self.engines.loaded().items()}
+        )
         self.started = time.monotonic()
         self._streams_per_pool: dict[EnginePool, int] = {}
-        self._retired: list[EnginePool] = []
+        #: The current engine, the resident ones, and retired ones finishing their streams.
+        self.engines = EngineSet(
+            settings,
+            device,
+            engine,
+            residents=residents or {},
+            fleet=self.fleet,
+            hooks=self.pool_hooks(metrics),
+            nursery=nursery,
+            streams_on=lambda pool: self._streams_per_pool.get(pool, 0),
+            # A new generation: no entry of the old engine (or its config) is answered again,
+            # and none that a stream still running on it commits later.
+            on_switch=self.cache.clear,
+        )
         #: Cancels the poll of the fleet's desired engine when the service closes.
         self._following = trio.CancelScope()
 
@@ -142,38 +150,15 @@ class TtsService:
         shutdown: Shutdown,
         lexicon: Lexicon | None = None,
     ) -> TtsService:
-        """Open the voice store and the engine, and build the service around them.
-
-        The engine is the fleet's recorded one when a switch was recorded on
-        the store (should it fail to load here: the configured one, and the
-        replica reports that it diverged), else the configured one.
-        """
+        """Open the voice store and the engines (:meth:`EngineSet.open`), and build the service around them."""
         store = VoiceStore(settings.voices_path)
         await trio.to_thread.run_sync(store.open)
         device = await trio.to_thread.run_sync(detect_device)
         fleet = Fleet(settings.voices_path, settings.fleet_poll)
-        desired = await trio.to_thread.run_sync(fleet.read)
-        engine: LoadedEngine | None = None
-        if desired is not None:
-            log.info(
-                "opening engine %s, recorded by the fleet's switch %d, instead of %s",
-                desired.engine,
-                desired.generation,
-                settings.engine,
-            )
-            try:
-                engine = await open_engine(
-                    settings, device, desired.engine, desired.config, hooks=cls.pool_hooks(metrics)
-                )
-                fleet.runs(desired)
-            except ApiError as error:
-                log.warning("the fleet's engine %s cannot be loaded here: %s", desired.engine, error.message)
-                fleet.failed(desired, error, trio.current_time())
-        if engine is None:
-            engine = await open_engine(settings, device, hooks=cls.pool_hooks(metrics))
+        opened = await EngineSet.open(settings, device, fleet, cls.pool_hooks(metrics))
         service = cls(
             settings,
-            engine,
+            opened.current,
             store,
             device,
             metrics=metrics,
@@ -181,6 +166,7 @@ class TtsService:
             nursery=nursery,
             lexicon=lexicon,
             fleet=fleet,
+            residents=opened.residents,
         )
         if fleet.enabled:
             nursery.start_soon(service._follow_fleet)
@@ -188,14 +174,22 @@ class TtsService:
 
     async def _follow_fleet(self) -> None:
         with self._following:
-            await follow(self)
+            await follow(self.shutdown, self.fleet, self.engines.converge)
 
     async def aclose(self) -> None:
         self._following.cancel()
-        for pool in [self.engine.pool, *self._retired]:
-            await pool.aclose()
+        await self.engines.aclose()
 
-    # -- the current engine ------------------------------------------------
+    # -- the engines ---------------------------------------------------------
+    @property
+    def engine(self) -> LoadedEngine:
+        """The current engine: what a request that names none gets."""
+        return self.engines.current
+
+    @engine.setter
+    def engine(self, engine: LoadedEngine) -> None:
+        self.engines.current = engine
+
     @property
     def pool(self) -> EnginePool:
         return self.engine.pool
@@ -213,144 +207,64 @@ class TtsService:
         return self.engine.default_voice or "default"
 
     async def switch(self, name: str, config: dict[str, Any] | None) -> tuple[LoadedEngine, DesiredEngine | None]:
-        """Load ``name`` off the event loop, record it for the fleet, and make it current.
-
-        On failure the old one stays current and nothing is recorded: a load
-        that fails is its own answer (4xx or 503); a store that cannot take
-        the record (full, read-only) closes the new engine again and answers
-        507 or 503, so this replica never runs what the others will not.
-        Returns the engine and the record (None with ``TTS_FLEET_POLL=0``).
-        """
-        async with self.switch_lock:
-            loaded = await open_engine(self.settings, self.device, name, config, hooks=self.pool_hooks(self.metrics))
-            record = None
-            if self.fleet.enabled:
-                try:
-                    root = self.settings.voices_path
-                    record = await trio.to_thread.run_sync(record_desired, root, name, config or {})
-                except BaseException:
-                    with trio.CancelScope(shield=True):
-                        await loaded.pool.aclose()
-                    raise
-            self._install(loaded)
-            self.fleet.runs(record)
-            return loaded, record
-
-    async def converge(self) -> None:
-        """Load the fleet's desired engine if this replica does not run it yet (the poll calls this)."""
-        async with self.switch_lock:
-            desired = self.fleet.wanted(trio.current_time())
-            if desired is None:
-                return  # a local switch or an earlier poll got there first
-            self.fleet.loading = True
-            try:
-                loaded = await open_engine(
-                    self.settings, self.device, desired.engine, desired.config, hooks=self.pool_hooks(self.metrics)
-                )
-            except ApiError as error:
-                log.warning(
-                    "fleet: engine %s (switch %d) cannot be loaded here; staying on %s: %s",
-                    desired.engine,
-                    desired.generation,
-                    self.engine.name,
-                    error.message,
-                )
-                self.fleet.failed(desired, error, trio.current_time())
-                return
-            finally:
-                self.fleet.loading = False
-            log.info("fleet: following switch %d", desired.generation)
-            self._install(loaded)
-            self.fleet.runs(desired)
-
-    def _install(self, loaded: LoadedEngine) -> None:
-        """Make ``loaded`` current; the old engine finishes its streams and is shut down after them."""
-        old, self.engine = self.engine, loaded
-        # A new generation: no entry of the old engine (or its config) is answered again,
-        # and none that a stream still running on it commits later.
-        self.cache.clear()
-        log.info("switched engine from %s to %s", old.name, loaded.name)
-        self._retire(old.pool)
-
-    def _retire(self, pool: EnginePool) -> None:
-        """Shut ``pool`` down once no stream has used it for a while.
-
-        Requests resolve their engine before they start streaming (they may
-        wait for an admission place, or in a WebSocket's queue), so an old
-        pool is kept until it has had no stream for longer than such a wait.
-        """
-        self._retired.append(pool)
-        grace = self.settings.max_queue_wait + 1.0
-
-        async def reap() -> None:
-            try:
-                idle_since = trio.current_time()
-                while True:
-                    await trio.sleep(min(grace, 1.0))
-                    if self._streams_per_pool.get(pool, 0):
-                        idle_since = trio.current_time()
-                    elif trio.current_time() - idle_since >= grace:
-                        break
-                self._retired.remove(pool)
-                await pool.aclose()
-            except Exception:
-                log.exception("closing the previous engine failed")
-
-        self._nursery.start_soon(reap)
+        """Make ``name`` current here and for the fleet (see :meth:`EngineSet.switch`)."""
+        return await self.engines.switch(name, config)
 
     def loaded_names(self) -> set[str]:
-        return {self.engine.name, *(pool.name for pool in self._retired)}
+        return self.engines.loaded_names()
 
     # -- voices ----------------------------------------------------------
-    def can_clone(self) -> bool:
-        """Whether the current engine can speak with a custom voice's reference audio."""
-        return self.engine.cloning
+    def can_clone(self, engine: LoadedEngine | None = None) -> bool:
+        """Whether ``engine`` (default: the current one) can speak with a custom voice's reference audio."""
+        return (engine or self.engine).cloning
 
     def current_voice_id(self) -> str:
         """The voice used when a request names none: the one set, or ``default``."""
         return self.store.current() or "default"
 
-    def resolve_voice(self, voice_id: str) -> str | None:
-        """What the engine gets for ``voice_id``: a voice name, a reference file, or None (its own default).
+    def resolve_voice(self, voice_id: str, engine: LoadedEngine | None = None) -> str | None:
+        """What ``engine`` (default: the current one) gets for ``voice_id``: a voice name, a reference file, or None.
 
         ``default`` is the current voice (``POST /v1/voices/{id}/set``), and
-        the engine's own default when none is set or the one set is gone.
+        the engine's own default when none is set, the one set is gone, or
+        the engine cannot speak it (a voice of another engine).
         """
+        engine = engine or self.engine
         if voice_id == "default":
             current = self.store.current()
             if current is not None:
                 try:
-                    return self.resolve_voice(current)
+                    return self.resolve_voice(current, engine)
                 except (VoiceNotFound, VoiceNotSupported):
                     pass
-            return self.engine.default_voice
+            return engine.default_voice
         if voice_id.startswith("v_"):
             reference = self.store.reference_path(voice_id)
-            if not self.can_clone():
+            if not self.can_clone(engine):
                 raise VoiceNotSupported(
-                    f"{voice_id!r} is a custom voice; engine {self.pool.name!r} cannot clone voices "
+                    f"{voice_id!r} is a custom voice; engine {engine.name!r} cannot clone voices "
                     f"(engines that can: {', '.join(cloning_engines())})",
                     field="voice_id",
                 )
             return str(reference)
         base, plus, variant = voice_id.partition("+")
-        voice = self.voices.get(base.lower())
-        if voice is None or (plus and variant not in self.variants):
+        voice = engine.voices.get(base.lower())
+        if voice is None or (plus and variant not in engine.variants):
             raise VoiceNotFound(
-                f"no voice {voice_id!r} on engine {self.pool.name!r}; GET /v1/voices lists them",
+                f"no voice {voice_id!r} on engine {engine.name!r}; GET /v1/voices lists them",
                 field="voice_id",
             )
         return f"{voice.id}+{variant}" if plus else str(voice.id)
 
     def job(self, params: GenerateParams) -> SynthesisJob:
-        """Turn validated parameters into work for the pipeline, bound to the current engine.
+        """Turn validated parameters into work for the pipeline, bound to the engine it names (or the current one).
 
         Every route passes through here, so this is where an SSML text
         (one that starts with ``<speak``) is parsed (raises 422 naming the
         element and line) into the job's script; a plain text stays as it is.
         """
-        engine = self.engine
-        voice = self.resolve_voice(params.voice_id)
+        engine = self.engines.named(params.engine)
+        voice = self.resolve_voice(params.voice_id, engine)
         # Always set: engine instances are shared, so nothing may carry over. Only the
         # parameters this engine takes (the catalog says which; temperature is ignored by most).
         voice_parameters = engine.voice_parameters(speed=params.speed, temperature=params.temperature)
@@ -447,6 +361,11 @@ class TtsService:
             "queued_streams": self.admission.waiting,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "fleet": self.fleet.describe(),
+            "engines": {
+                name: {"slots": loaded.pool.statistics().as_dict(), "device": loaded.pool.device, "current": current}
+                for name, loaded in self.engines.loaded().items()
+                for current in [loaded is self.engine]
+            },
         }
 
 

@@ -31,6 +31,7 @@ async def list_engines() -> Any:
     service = current_service()
     settings = current_settings()
     loaded = service.loaded_names()
+    resident = service.engines.loaded()
 
     def describe() -> list[dict[str, Any]]:
         engines = []
@@ -39,14 +40,19 @@ async def list_engines() -> Any:
             described["supported"] = described["available"]
             described["loaded"] = name in loaded
             described["current"] = name == service.engine.name
-            if described["current"]:
-                described["config"] = attrs.asdict(service.engine.config)
+            # A request may name it (``engine``, or OpenAI's ``model``): the current one and TTS_ENGINES.
+            described["resident"] = name in resident
+            if name in resident:
+                engine = resident[name]
+                described["config"] = attrs.asdict(engine.config)
+                described["slots"] = engine.pool.statistics().as_dict()
             engines.append(described)
         return engines
 
     return jsonify(
         {
             "current": service.engine.name,
+            "resident": sorted(resident),
             "device": service.device.describe(),
             "engines": await trio.to_thread.run_sync(describe),
         }

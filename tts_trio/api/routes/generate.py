@@ -21,7 +21,7 @@ import trio
 from quart import Blueprint, Response, jsonify
 
 from tts_trio.api.json_body import read_json_body
-from tts_trio.api.response_body import cache_headers, ssml_headers
+from tts_trio.api.response_body import cache_headers, engine_headers, ssml_headers
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.encoding import EncodingChoice, encode_complete, is_cheap
 from tts_trio.audio.output import EncodedOutput
@@ -98,7 +98,7 @@ async def generate() -> Any:
     metrics.audio_sent(len(payload))
     metrics.finish()
     service.stream_finished(metrics, "rest")
-    headers = {**choice.headers(fmt), **ssml_headers(job), **cache_headers(job)}
+    headers = {**choice.headers(fmt), **ssml_headers(job), **cache_headers(job), **engine_headers(job)}
     headers["X-Audio-Duration"] = f"{metrics.audio_seconds:.3f}"
     headers["X-Generation-Time"] = f"{metrics.to_dict()['generation_time']}"
     if params.timestamps or params.captions is not None:
@@ -112,6 +112,6 @@ async def generate() -> Any:
         if params.captions is not None:
             answer["captions"] = captions.render(params.captions, captions.cues(sentences))
         response = jsonify(answer)
-        response.headers.update({**ssml_headers(job), **cache_headers(job)})
+        response.headers.update({**ssml_headers(job), **cache_headers(job), **engine_headers(job)})
         return response
     return Response(payload, mimetype=choice.content_type, headers=headers)

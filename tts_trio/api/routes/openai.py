@@ -29,7 +29,7 @@ voice they speak with in ``maps_to``).
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -38,11 +38,11 @@ from quart import Blueprint, Response, current_app, jsonify
 
 from tts_trio import __version__
 from tts_trio.api.json_body import read_json_body
-from tts_trio.api.response_body import cache_headers, relayed_body, ssml_headers
+from tts_trio.api.response_body import cache_headers, engine_headers, relayed_body, ssml_headers
 from tts_trio.api.routes.sse import sse_event
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.encoding import choose_encoding
-from tts_trio.engines import Voice
+from tts_trio.engines import LoadedEngine, Voice
 from tts_trio.errors import ApiError, InvalidParameter, NotFound
 from tts_trio.synthesis.params import GenerateParams, parse_json_params
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
@@ -50,7 +50,7 @@ from tts_trio.synthesis.service import TtsService
 
 blueprint = Blueprint("openai", __name__)
 
-#: Model names OpenAI clients send; all are served by the current engine.
+#: Model names OpenAI clients send; each is served by the current engine unless TTS_MODEL_ENGINES maps it.
 MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 #: OpenAI's dated snapshots and legacy names -> the model they are a version of.
 MODEL_ALIASES = {
@@ -108,28 +108,46 @@ def _openai_error(error: ApiError) -> ApiError:
     return error.reworded(message, **details)
 
 
-def canonical_model(model: str, engine: str) -> str | None:
+def canonical_model(model: str, engines: Sequence[str], mapped: Mapping[str, str] | None = None) -> str | None:
     """The model a name stands for (itself, or what an alias is a version of); None for an unknown name.
 
-    The current engine's name is a model too, so a client can say which
-    engine it expects and get a 404 after a switch instead of another voice.
+    Every loaded engine's name is a model too (``engines``), so a client can
+    pick an engine, or say which one it expects and get a 404 after a
+    switch instead of another voice; so is every model ``TTS_MODEL_ENGINES``
+    maps (``mapped``).
     """
-    if model in MODELS or model == engine:
+    if model in MODELS or model in engines or model in (mapped or {}):
         return model
     return MODEL_ALIASES.get(model)
 
 
-def model_names(engine: str) -> list[str]:
+def model_names(engines: Sequence[str], mapped: Mapping[str, str] | None = None) -> list[str]:
     """Every name ``/v1/audio/speech`` accepts, in the order the listings give them."""
-    return [*MODELS, *MODEL_ALIASES, engine]
+    return list(dict.fromkeys([*MODELS, *MODEL_ALIASES, *(mapped or {}), *engines]))
 
 
-def _voice_id(voice: str, service: TtsService) -> str:
+def _served_names(service: TtsService) -> tuple[list[str], dict[str, str]]:
+    """The loaded engines (the current one first) and the model mapping: what the model names are made of."""
+    loaded = [service.engine.name, *sorted(set(service.engines.loaded()) - {service.engine.name})]
+    return loaded, current_settings().model_engine_map
+
+
+def engine_for_model(model: str, service: TtsService) -> LoadedEngine:
+    """The engine serving ``model``: the engine of that name, the one TTS_MODEL_ENGINES maps it to, or the current."""
+    loaded = service.engines.loaded()
+    if model in loaded:
+        return loaded[model]
+    mapped = current_settings().model_engine_map
+    name = mapped.get(model) or mapped.get(MODEL_ALIASES.get(model, model))
+    return service.engines.named(name) if name is not None else service.engine
+
+
+def _voice_id(voice: str, engine: LoadedEngine) -> str:
     """Our voice for an OpenAI voice name: an espeak-ng voice on ``system``, the default voice elsewhere."""
     mapped = OPENAI_VOICES.get(voice.lower())
     if mapped is None:
         return voice
-    return mapped if service.pool.name == "system" else "default"
+    return mapped if engine.name == "system" else "default"
 
 
 def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParams]:
@@ -147,8 +165,9 @@ def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParam
         raise InvalidParameter(
             "model and voice must be strings", field="model" if not isinstance(model, str) else "voice"
         )
-    if canonical_model(model, service.pool.name) is None:
+    if canonical_model(model, *_served_names(service)) is None:
         raise NotFound(f"model {model!r} does not exist; GET /v1/models lists them", field="model")
+    engine = engine_for_model(model, service)
     stream_format = body.get("stream_format", "audio")
     if stream_format not in ("audio", "sse"):
         raise InvalidParameter("stream_format: must be audio or sse", field="stream_format")
@@ -160,9 +179,10 @@ def _parse(body: Any, service: TtsService) -> tuple[SpeechRequest, GenerateParam
         GenerateParams,
         {
             "text": body["input"],
-            "voice_id": _voice_id(voice, service),
+            "voice_id": _voice_id(voice, engine),
             "output_format": response_format,
             "speed": body.get("speed", 1.0),
+            "engine": engine.name,
         },
         max_text_chars=current_settings().max_text_chars,
     )
@@ -201,6 +221,7 @@ async def speech() -> Any:
         **choice.headers(job.pool.audio_format),
         **ssml_headers(job),
         **cache_headers(job),
+        **engine_headers(job),
     }
     if request.stream_format == "sse":
         body = relayed_body(nursery, service, job, choice, place, _SseWriter(len(job.text.split())), protocol="openai")
@@ -261,7 +282,7 @@ def _event(payload: dict[str, Any]) -> bytes:
 
 @blueprint.get("/v1/models")
 async def models() -> Any:
-    names = model_names(current_service().pool.name)
+    names = model_names(*_served_names(current_service()))
     return jsonify(
         {
             "object": "list",
@@ -273,7 +294,7 @@ async def models() -> Any:
 @blueprint.get("/v1/models/<model>")
 async def model(model: str) -> Any:
     service = current_service()
-    if canonical_model(model, service.pool.name) is None:
+    if canonical_model(model, *_served_names(service)) is None:
         raise NotFound(f"model {model!r} does not exist", field="model")
     return jsonify({"id": model, "object": "model", "created": _CREATED, "owned_by": "tts-trio"})
 
@@ -281,7 +302,7 @@ async def model(model: str) -> Any:
 @blueprint.get("/v1/audio/models")
 async def audio_models() -> Any:
     """The model names in the shape Open WebUI reads (``{"models": [{"id"}]}``) to fill its model menu."""
-    return jsonify({"models": [{"id": name} for name in model_names(current_service().pool.name)]})
+    return jsonify({"models": [{"id": name} for name in model_names(*_served_names(current_service()))]})
 
 
 def openai_voice_entries(service: TtsService) -> list[dict[str, Any]]:
@@ -296,7 +317,7 @@ def openai_voice_entries(service: TtsService) -> list[dict[str, Any]]:
     for name, mapped in OPENAI_VOICES.items():
         if name in service.voices:
             continue
-        target = _voice_id(name, service)
+        target = _voice_id(name, service.engine)
         language, _, variant = target.partition("+")
         gender = {"f": "female", "m": "male"}.get(variant[:1], "unknown")
         voice = Voice(

@@ -34,7 +34,7 @@ import attrs
 import trio
 from quart import Blueprint, Response, current_app, request
 
-from tts_trio.api.response_body import cache_headers, relayed_body, ssml_headers
+from tts_trio.api.response_body import cache_headers, engine_headers, relayed_body, ssml_headers
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.formats import frame_aligned
 from tts_trio.synthesis import captions
@@ -128,6 +128,7 @@ async def stream_sse() -> Any:
         **choice.headers(fmt),
         **ssml_headers(job),
         **cache_headers(job),
+        **engine_headers(job),
     }
     response = Response(body, mimetype="text/event-stream", headers=headers)
     response.timeout = None  # Quart's RESPONSE_TIMEOUT would cut long streams

@@ -79,33 +79,38 @@ def _voice_name(form: dict[str, str]) -> str:
 
 @blueprint.get("/v1/voices")
 async def list_voices() -> Any:
+    """The current engine's voices and the custom ones; ``?engine=`` lists a resident engine's instead."""
     service = current_service()
+    unknown = sorted(set(request.args) - {"engine"})
+    if unknown:
+        raise InvalidParameter(f"unknown parameter {unknown[0]!r}", field=unknown[0])
+    engine = service.engines.named(request.args.get("engine") or None)
     custom = await trio.to_thread.run_sync(service.store.list)
     current = service.current_voice_id()
     builtin: list[dict[str, Any]] = []
-    for voice in service.voices.values():
+    for known in engine.voices.values():
         entry: dict[str, Any] = {
-            "id": voice.id,
-            "name": voice.name,
+            "id": known.id,
+            "name": known.name,
             "kind": "builtin",
-            "language": voice.language,
-            "gender": voice.gender,
+            "language": known.language,
+            "gender": known.gender,
         }
         # Neural voices (piper) also say how they sound: their own rate and the model's quality.
-        if voice.sample_rate is not None:
-            entry["sample_rate"] = voice.sample_rate
-        if voice.quality is not None:
-            entry["quality"] = voice.quality
+        if known.sample_rate is not None:
+            entry["sample_rate"] = known.sample_rate
+        if known.quality is not None:
+            entry["quality"] = known.quality
         builtin.append(entry)
     voices = builtin + [voice.to_dict() for voice in custom]
     for voice in voices:
         voice["current"] = voice["id"] == current
     return jsonify(
         {
-            "engine": service.pool.name,
+            "engine": engine.name,
             "current": current,
-            "default": service.default_voice,
-            "cloning": service.can_clone(),
+            "default": engine.default_voice or "default",
+            "cloning": service.can_clone(engine),
             "voices": voices,
         }
     )
