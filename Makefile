@@ -14,8 +14,8 @@ test: setup-test lint
 	$(VENV)/bin/python -m pytest
 
 lint: setup-test
-	$(VENV)/bin/ruff check tts_trio tests bench
-	$(VENV)/bin/ruff format --check tts_trio tests bench
+	$(VENV)/bin/ruff check tts_trio tests bench scripts
+	$(VENV)/bin/ruff format --check tts_trio tests bench scripts
 	$(VENV)/bin/mypy
 
 bench: setup-test
