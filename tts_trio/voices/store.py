@@ -66,8 +66,11 @@ _ID = re.compile(r"^v_[0-9a-f]{16}$")
 _META = "voice.json"
 _AUDIO = "reference.wav"
 _CURRENT = ".current.json"
-#: Staging entries older than this were left by a crash (a write takes well under a second).
-STALE_SECONDS = 600.0
+#: Staging entries older than this were left by a crash. A write takes well under a second: staging
+#: is made only after the upload was read and checked, and its mtime moves with every file written
+#: in it. A minute leaves room for a stalled network volume and for clock skew between hosts (NFS
+#: sets the mtime by the server's clock), and a crashed create frees its name within a minute.
+STALE_SECONDS = 60.0
 #: errno values that mean the disk or the quota is full.
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: errno values that mean the store may not be written (a read-only mount, no permission).
