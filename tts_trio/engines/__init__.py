@@ -84,6 +84,9 @@ class LoadedEngine:
     #: The engine sends a sentence's audio only once the whole sentence is done (Piper, Kokoro, ...):
     #: a long first sentence is then spoken in two parts, so first audio comes sooner.
     whole_sentences: bool = False
+    #: The engine speaks IPA given as marked spans (tts_trio.engines.phonemes): the lexicon's phoneme
+    #: entries and SSML's ``<phoneme>``; for other engines the written text is spoken instead.
+    takes_phonemes: bool = False
 
     @property
     def name(self) -> str:
@@ -196,6 +199,7 @@ async def open_engine(
         variants,
         entry.capabilities.cloning,
         whole_sentences=entry.capabilities.streaming == "sentence",
+        takes_phonemes=isinstance(first, PiperEngine),
     )
 
 

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from RealtimeTTS.engines.base_engine import BaseEngine, TimingInfo  # imports no PyAudio
 
+from tts_trio.engines.phonemes import as_ipa, parts
 from tts_trio.engines.piper_voices import (
     INSTALL_HINT,
     LoadedVoice,
@@ -189,8 +190,12 @@ class PiperEngine(BaseEngine):  # type: ignore[misc]
         super().synthesize(text)  # clears stop_synthesis_event
         loaded = self._loaded()
         voice = loaded.voice
-        # Piper reads "[[ ... ]]" as raw phonemes: client text must never reach the model that way.
-        safe = text.replace("[[", "[ [").replace("]]", "] ]")
+        # Piper reads "[[ ... ]]" as raw phonemes (IPA): only the server's marked spans reach the model
+        # that way (tts_trio.engines.phonemes); the same brackets in the text are broken up.
+        safe = "".join(
+            f"[[ {part} ]]" if is_ipa else part.replace("[[", "[ [").replace("]]", "] ]")
+            for part, is_ipa in parts(text)
+        )
         sentences = [phonemes for phonemes in voice.phonemize(safe) if phonemes]
         spans: list[tuple[int, int]] = []
         aligned = loaded.has_alignment
@@ -222,7 +227,7 @@ class PiperEngine(BaseEngine):  # type: ignore[misc]
             position += len(audio)
         if self.stop_synthesis_event.is_set():
             return False
-        self._put_timings(text, spans if aligned else None, position, loaded.sample_rate)
+        self._put_timings(as_ipa(text), spans if aligned else None, position, loaded.sample_rate)
         return True
 
     def _run(self, loaded: LoadedVoice, phoneme_ids: list[int], run_options: Any) -> tuple[Any, Any]:

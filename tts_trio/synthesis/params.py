@@ -19,6 +19,7 @@ import cattrs
 from cattrs.errors import ForbiddenExtraKeysError
 
 from tts_trio.audio.encoding import FORMATS, MAX_RATE, MIN_RATE
+from tts_trio.engines.phonemes import MARKS
 from tts_trio.errors import BadRequest, EmptyText, InvalidParameter, TextTooLong
 from tts_trio.strict import strict_converter
 
@@ -36,8 +37,9 @@ def clamp_speed(speed: float) -> float:
     return max(MIN_SPEED, min(MAX_SPEED, speed))
 
 
-#: Control characters other than tab and newline are spoken as a space.
-_CONTROL = {code: " " for code in [*range(0, 9), *range(11, 32), 127]}
+#: Control characters other than tab and newline are spoken as a space, and so are the marks the server
+#: uses for phonemes in a text (tts_trio.engines.phonemes): a client cannot mark phonemes itself.
+_CONTROL = {code: " " for code in [*range(0, 9), *range(11, 32), 127, *map(ord, MARKS)]}
 
 
 @attrs.frozen(kw_only=True)

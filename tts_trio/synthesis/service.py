@@ -34,6 +34,7 @@ from tts_trio import __version__
 from tts_trio.audio.encoding import EncodingChoice, choose_encoding
 from tts_trio.engines import LoadedEngine, cloning_engines
 from tts_trio.engines.hardware import Device, detect_device
+from tts_trio.engines.phonemes import mark
 from tts_trio.engines.pool import EnginePool, PoolHooks
 from tts_trio.errors import VoiceNotFound, VoiceNotSupported
 from tts_trio.observability import Metrics
@@ -43,12 +44,13 @@ from tts_trio.synthesis.cache import PhraseCache, cache_key
 from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.engine_set import EngineSet
 from tts_trio.synthesis.fleet import Fleet, follow
-from tts_trio.synthesis.params import GenerateParams, clamp_speed
-from tts_trio.synthesis.pipeline import ScriptItem, Silence, Spoken, StreamMetrics, SynthesisJob
+from tts_trio.synthesis.params import GenerateParams
+from tts_trio.synthesis.pipeline import ScriptItem, StreamMetrics, SynthesisJob
 from tts_trio.synthesis.respelling import Respelling
-from tts_trio.synthesis.ssml import Document, Speech, is_ssml, parse_ssml
+from tts_trio.synthesis.spoken import pronounced, respellings_of, ssml_script
+from tts_trio.synthesis.ssml import is_ssml, parse_ssml
 from tts_trio.voices.desired_engine import DesiredEngine
-from tts_trio.voices.lexicon import Applied, Lexicon, LexiconSnapshot
+from tts_trio.voices.lexicon import Lexicon
 from tts_trio.voices.store import VoiceStore
 
 log = logging.getLogger(__name__)
@@ -273,16 +275,16 @@ class TtsService:
         text = params.text
         lexicon = self.lexicon.snapshot()  # one stat when the file did not change
         respellings: tuple[Respelling, ...] = ()
+        # IPA (the lexicon's phoneme entries, SSML's <phoneme>) reaches engines that take it as marked spans.
+        markup = mark if engine.takes_phonemes else None
         if is_ssml(params.text):
             document = parse_ssml(params.text, strict=self.settings.ssml_strict)
             script = ssml_script(document, engine, speed=params.speed, temperature=params.temperature)
-            warnings = document.warnings
-            if len(lexicon):
-                script, lexicon_warnings, respellings = _pronounced(script, lexicon)
-                warnings += lexicon_warnings
+            script, spoken_warnings, respellings = pronounced(script, lexicon, engine)
+            warnings = document.warnings + spoken_warnings
         elif len(lexicon):
-            applied = lexicon.apply(text)
-            text, warnings, respellings = applied.text, applied.warnings, _respellings(applied)
+            applied = lexicon.apply(text, markup)
+            text, warnings, respellings = applied.text, applied.warnings, respellings_of(applied)
         # The cache key is made of the text as it will be spoken, so a lexicon change is a miss by itself.
         job = SynthesisJob(
             pool=engine.pool,
@@ -297,7 +299,7 @@ class TtsService:
             respellings=respellings,
             # The reported words are part of what is cached: "nginx" said as "engine x" is not "engine x".
             extra_key="\x1f".join(respelling.original for respelling in respellings),
-            pronounce=(lambda sentence: lexicon.apply(sentence).text) if len(lexicon) else None,
+            pronounce=(lambda sentence: lexicon.apply(sentence, markup).text) if len(lexicon) else None,
         )
         return self.cache_lookup(job, params.voice_id)
 
@@ -378,54 +380,3 @@ def _file_identity(voice: str | None) -> str:
     except OSError:
         return ""
     return f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def ssml_script(
-    document: Document, engine: LoadedEngine, *, speed: float, temperature: float
-) -> tuple[ScriptItem, ...]:
-    """A parsed SSML document as the pipeline's script, each fragment with its engine's complete voice parameters.
-
-    A fragment's speed is the request's times its SSML factor, clamped to the
-    range a request may ask for; fragments at one speed share one dict.
-    """
-    by_speed: dict[float, dict[str, Any]] = {}
-    script: list[ScriptItem] = []
-    for segment in document.segments:
-        if isinstance(segment, Speech):
-            fragment_speed = clamp_speed(speed * segment.speed_factor)
-            parameters = by_speed.get(fragment_speed)
-            if parameters is None:
-                parameters = by_speed[fragment_speed] = engine.voice_parameters(
-                    speed=fragment_speed, temperature=temperature
-                )
-            script.append(Spoken(segment.text, parameters))
-        else:
-            script.append(Silence(segment.seconds))
-    return tuple(script)
-
-
-def _respellings(applied: Applied) -> tuple[Respelling, ...]:
-    """What each lexicon replacement was spoken as, and the word the client wrote."""
-    found = (
-        Respelling.of(applied.text[slice(*match.target)], applied.original[slice(*match.source)])
-        for match in applied.replacements
-    )
-    return tuple(respelling for respelling in found if respelling is not None)
-
-
-def _pronounced(
-    script: tuple[ScriptItem, ...], lexicon: LexiconSnapshot
-) -> tuple[tuple[ScriptItem, ...], tuple[str, ...], tuple[Respelling, ...]]:
-    """An SSML script with the lexicon applied to each spoken fragment (breaks stay where they are)."""
-    items: list[ScriptItem] = []
-    warnings: list[str] = []
-    respellings: list[Respelling] = []
-    for item in script:
-        if isinstance(item, Spoken):
-            applied = lexicon.apply(item.text)
-            items.append(attrs.evolve(item, text=applied.text))
-            warnings += [warning for warning in applied.warnings if warning not in warnings]
-            respellings += _respellings(applied)
-        else:
-            items.append(item)
-    return tuple(items), tuple(warnings), tuple(respellings)

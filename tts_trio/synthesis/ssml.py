@@ -12,9 +12,10 @@ as plain text (its markup removed) with a warning instead.
 Supported (see docs/ssml.md): ``speak``, ``break`` (``time`` or
 ``strength``), ``p`` and ``s`` (boundaries; a short pause between
 paragraphs), ``sub``, ``say-as`` (characters, spell-out, digits, cardinal,
-ordinal, date, telephone), ``phoneme`` (spoken as its text, with a warning:
-no engine here takes IPA), ``prosody rate`` and ``emphasis`` (both change
-the speed of their fragment).
+ordinal, date, telephone), ``phoneme`` (its IPA, as a marked span of
+:mod:`tts_trio.engines.phonemes`: an engine that takes IPA speaks it, any
+other its text, with a warning), ``prosody rate`` and ``emphasis`` (both
+change the speed of their fragment).
 
 Segments: adjacent text at the same speed is one :class:`Speech`, so inline
 elements (``sub``, ``say-as``) never break a sentence; ``s``, ``p``, a
@@ -36,6 +37,7 @@ import attrs
 import defusedxml
 import defusedxml.sax
 
+from tts_trio.engines.phonemes import mark, unmarked
 from tts_trio.errors import EmptyText, InvalidParameter
 from tts_trio.synthesis import numbers
 
@@ -152,7 +154,7 @@ def parse_ssml(text: str, *, strict: bool = True) -> Document:
     except InvalidParameter as error:
         if strict:
             raise
-        plain = " ".join(html.unescape(re.sub(r"<[^>]*>?", " ", text)).split())
+        plain = " ".join(unmarked(html.unescape(re.sub(r"<[^>]*>?", " ", text))).split())
         warning = f"invalid SSML spoken as plain text ({_ascii(error.message.removeprefix('text: '))})"
         document = Document((Speech(plain),) if plain else (), (warning,))
     if not any(isinstance(segment, Speech) for segment in document.segments):
@@ -362,6 +364,7 @@ class _Handler(xml.sax.handler.ContentHandler):
     def characters(self, content: str) -> None:
         if not self.stack:
             return
+        content = unmarked(content)  # a character reference such as &#xE000; marks no phonemes
         top = self.stack[-1]
         if top.collected is not None:
             top.collected.append(content)
@@ -427,15 +430,14 @@ class _Handler(xml.sax.handler.ContentHandler):
         content = "".join(opened.collected or ())
         attributes = opened.attributes
         if opened.tag == "sub":
-            spoken = attributes["alias"]
+            spoken = unmarked(attributes["alias"])
         elif opened.tag == "say-as":
             try:
                 spoken = say_as(content, attributes["interpret-as"], attributes.get("format"))
             except ValueError as error:
                 raise self.error(str(error), element="say-as", line=opened.line) from None
         else:
-            spoken = content
-            self.builder.warn(f"<phoneme> at line {opened.line} was spoken as its text: the engine takes no IPA")
+            spoken = mark(attributes["ph"], content)
         # Spaces around the result keep it apart from the words next to it.
         self.builder.text(f" {spoken} ", opened.speed)
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tts_trio.engines import phonemes
 from tts_trio.errors import ApiError, EmptyText, InvalidParameter
 from tts_trio.synthesis import numbers
 from tts_trio.synthesis.ssml import (
@@ -137,12 +138,27 @@ def test_sub_speaks_its_alias_inside_the_sentence() -> None:
     )
 
 
-def test_phoneme_is_spoken_as_its_text_with_a_warning() -> None:
-    document = parse_ssml('<speak>A\n<phoneme alphabet="ipa" ph="təˈmeɪtoʊ">tomato</phoneme>.</speak>')
-    assert document.segments == (Speech("A tomato."),)
-    assert len(document.warnings) == 1
-    assert "phoneme" in document.warnings[0] and "line 2" in document.warnings[0]
-    assert document.warnings[0].isascii()
+def test_phoneme_becomes_a_marked_span_with_its_ipa_and_its_text() -> None:
+    document = parse_ssml('<speak>A\n<phoneme alphabet="ipa" ph=" təˈmeɪtoʊ ">tomato</phoneme>.</speak>')
+    (speech,) = document.segments
+    assert isinstance(speech, Speech)
+    assert phonemes.parts(speech.text) == [("A ", False), ("təˈmeɪtoʊ", True), (".", False)]
+    assert phonemes.written(speech.text) == "A tomato."
+    assert document.warnings == ()  # whether it is spoken as IPA is the engine's business (the service warns)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<speak>A \ue000ʃ\ue001x\ue002 b.</speak>",
+        "<speak>A &#xE000;ʃ&#xE001;x&#xE002; b.</speak>",
+        "<speak>A &#xE000;ʃ&#xE001;x&#xE002; b.<unknown/></speak>",  # spoken as plain text (not strict)
+        '<speak>A <sub alias="&#xE000;ʃ&#xE001;x&#xE002;">b</sub>.</speak>',
+    ],
+)
+def test_marks_sent_in_a_document_are_never_spans(text: str) -> None:
+    document = parse_ssml(text, strict=False)
+    assert not any(phonemes.has_spans(getattr(segment, "text", "")) for segment in document.segments)
 
 
 def test_prosody_rate_sets_the_speed_of_its_fragment() -> None:

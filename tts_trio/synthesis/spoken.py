@@ -1,0 +1,116 @@
+"""What an engine is given to say: an SSML document as a script, the lexicon applied, phonemes kept or not.
+
+:meth:`tts_trio.synthesis.service.TtsService.job` builds every job's text
+with these. IPA from the lexicon and from SSML's ``<phoneme>`` travels as
+the marked spans of :mod:`tts_trio.engines.phonemes`: kept for an engine
+that takes IPA (and timed as the word the client wrote), replaced by the
+written text, with a warning, for any other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from tts_trio.engines import LoadedEngine
+from tts_trio.engines.phonemes import has_spans, mark, span_positions
+from tts_trio.synthesis.params import clamp_speed
+from tts_trio.synthesis.pipeline import ScriptItem, Silence, Spoken
+from tts_trio.synthesis.respelling import Respelling
+from tts_trio.synthesis.ssml import Document, Speech
+from tts_trio.voices.lexicon import Applied, LexiconSnapshot
+
+
+def ssml_script(
+    document: Document, engine: LoadedEngine, *, speed: float, temperature: float
+) -> tuple[ScriptItem, ...]:
+    """A parsed SSML document as the pipeline's script, each fragment with its engine's complete voice parameters.
+
+    A fragment's speed is the request's times its SSML factor, clamped to the
+    range a request may ask for; fragments at one speed share one dict.
+    """
+    by_speed: dict[float, dict[str, Any]] = {}
+    script: list[ScriptItem] = []
+    for segment in document.segments:
+        if isinstance(segment, Speech):
+            fragment_speed = clamp_speed(speed * segment.speed_factor)
+            parameters = by_speed.get(fragment_speed)
+            if parameters is None:
+                parameters = by_speed[fragment_speed] = engine.voice_parameters(
+                    speed=fragment_speed, temperature=temperature
+                )
+            script.append(Spoken(segment.text, parameters))
+        else:
+            script.append(Silence(segment.seconds))
+    return tuple(script)
+
+
+def respellings_of(applied: Applied) -> tuple[Respelling, ...]:
+    """What each lexicon replacement was spoken as, and the word the client wrote."""
+    found = (
+        Respelling.of(applied.text[slice(*match.target)], applied.original[slice(*match.source)])
+        for match in applied.replacements
+    )
+    return tuple(respelling for respelling in found if respelling is not None)
+
+
+def pronounced(
+    script: tuple[ScriptItem, ...], lexicon: LexiconSnapshot, engine: LoadedEngine
+) -> tuple[tuple[ScriptItem, ...], tuple[str, ...], tuple[Respelling, ...]]:
+    """An SSML script as ``engine`` will speak it (breaks stay where they are).
+
+    The lexicon is applied to the text of each spoken fragment, around its
+    ``<phoneme>`` spans, which are kept (and timed as their written text) on
+    an engine that takes IPA and replaced by their written text elsewhere.
+    """
+    markup = mark if engine.takes_phonemes else None
+    items: list[ScriptItem] = []
+    warnings: list[str] = []
+    respellings: list[Respelling] = []
+
+    def warn(warning: str) -> None:
+        if warning not in warnings:
+            warnings.append(warning)
+
+    for item in script:
+        if not isinstance(item, Spoken):
+            items.append(item)
+            continue
+        pieces: list[str] = []
+        for piece, ipa, written_text in _fragment_parts(item.text):
+            if ipa is not None:
+                if engine.takes_phonemes:
+                    pieces.append(mark(ipa, written_text))
+                    found = Respelling.of(ipa, written_text.strip())
+                    if found is not None:
+                        respellings.append(found)
+                else:
+                    pieces.append(written_text)
+                    warn(f"<phoneme> was spoken as its text: engine {engine.name!r} takes no IPA")
+            elif len(lexicon):
+                applied = lexicon.apply(piece, markup)
+                pieces.append(applied.text)
+                for warning in applied.warnings:
+                    warn(warning)
+                respellings += respellings_of(applied)
+            else:
+                pieces.append(piece)
+        items.append(attrs.evolve(item, text="".join(pieces)))
+    return tuple(items), tuple(warnings), tuple(respellings)
+
+
+def _fragment_parts(text: str) -> list[tuple[str, str | None, str]]:
+    """A fragment's text cut into ``(text, None, "")`` and ``("", ipa, written)`` for its phoneme spans."""
+    if not has_spans(text):
+        return [(text, None, "")]
+    found: list[tuple[str, str | None, str]] = []
+    position = 0
+    for ipa, written_text, start, end in span_positions(text):
+        if start > position:
+            found.append((text[position:start], None, ""))
+        found.append(("", ipa, written_text))
+        position = end
+    if position < len(text):
+        found.append((text[position:], None, ""))
+    return found
