@@ -7,10 +7,12 @@ import json
 from typing import Any
 
 import attrs
+import numpy as np
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
 from tests.support.live import LiveServer, eventually, start_live_server
+from tests.system.test_ssml import assert_break_between_sentences
 from tts_trio.settings import Settings
 
 LLM_OUTPUT = "Sure, here is the plan. First we boil the water. Then we add the pasta and wait. Enjoy your meal!"
@@ -181,3 +183,38 @@ async def test_an_idle_context_is_ended_unless_flush_keeps_it_open(settings: Set
     assert "done" in spoken
     assert not any(m["type"] == "error" for m in messages)
     await eventually(lambda: server.service.active_streams == 0)
+
+
+async def test_a_context_speaks_ssml_documents_sent_in_pieces(live_server: LiveServer) -> None:
+    """A context whose first append is ``<speak`` speaks each whole document: its breaks are silence."""
+    pieces = ["<speak>The first sentence", " is here.<break ", 'time="1s"/>And the second', " one follows.</speak>"]
+    async with open_websocket_url(live_server.ws_url) as ws:
+        for index, piece in enumerate(pieces):
+            options = {"output_format": "pcm"} if index == 0 else {}
+            await ws.send_message(json.dumps({"action": "append", "context_id": "s", "text": piece, **options}))
+        # A broken document: an error naming the context, which goes on.
+        await ws.send_message(json.dumps({"action": "append", "context_id": "s", "text": "<speak><nope/></speak>"}))
+        await ws.send_message(
+            json.dumps({"action": "append", "context_id": "s", "text": "<speak>A third one.</speak>"})
+        )
+        await ws.send_message(json.dumps({"action": "end", "context_id": "s"}))
+        messages = await collect_until_done(ws, "s")
+    errors = [message for message in messages if message["type"] == "error"]
+    assert len(errors) == 1 and errors[0]["context_id"] == "s" and "nope" in errors[0]["message"]
+    spoken = [message["text"] for message in messages if message["type"] == "timings"]
+    assert spoken == ["The first sentence is here.", "And the second one follows.", "A third one."]
+    pcm = b"".join(base64.b64decode(message["chunk"]) for message in messages if message["type"] == "audio")
+    samples = np.frombuffer(pcm, dtype="<i2")
+    assert_break_between_sentences(samples, messages[0]["format"]["sample_rate"])
+
+
+async def test_an_unfinished_ssml_document_at_the_end_is_an_error_and_the_rest_is_spoken(
+    live_server: LiveServer,
+) -> None:
+    async with open_websocket_url(live_server.ws_url) as ws:
+        await ws.send_message(json.dumps({"action": "append", "context_id": "u", "text": "<speak>Whole.</speak>"}))
+        await ws.send_message(json.dumps({"action": "append", "context_id": "u", "text": "<speak>Never closed"}))
+        await ws.send_message(json.dumps({"action": "end", "context_id": "u"}))
+        messages = await collect_until_done(ws, "u")
+    assert [message["type"] for message in messages if message["type"] == "error"] == ["error"]
+    assert [message["text"] for message in messages if message["type"] == "timings"] == ["Whole."]

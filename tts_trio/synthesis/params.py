@@ -157,6 +157,11 @@ def clean_text(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+def with_text(params: P, text: str, *, max_text_chars: int) -> P:
+    """``params`` for another text (an SSML document streamed into a context), checked as a request's text is."""
+    return _validate(attrs.evolve(params, text=text), max_text_chars=max_text_chars)
+
+
 def _validate(params: P, *, max_text_chars: int) -> P:
     text = clean_text(params.text).strip()
     if not text:

@@ -52,7 +52,7 @@ from tts_trio.engines.pool import EnginePool
 from tts_trio.errors import ApiError, ShuttingDown, error_for_code
 from tts_trio.synthesis.cache import CacheEntry, CacheLookup, CacheState, Recorder
 from tts_trio.synthesis.drain import Shutdown
-from tts_trio.synthesis.fragments import cut_first_sentence, first_fragment
+from tts_trio.synthesis.fragments import first_fragment
 from tts_trio.synthesis.respelling import Respeller, Respelling
 from tts_trio.synthesis.sentences import iter_sentences
 
@@ -206,20 +206,36 @@ async def _each(source: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
 
 
 async def _plain_steps(
-    sentences: Iterable[str] | AsyncIterable[str], job: SynthesisJob
+    sentences: Iterable[str] | AsyncIterable[str | ScriptItem], job: SynthesisJob
 ) -> AsyncIterator[Spoken | Silence]:
-    """The sentences of a plain text (or of text streamed in), all with the job's voice parameters."""
-    spoken = _each(sentences)
-    if job.cut_first_sentence:
-        spoken = cut_first_sentence(spoken)
-    pronounce = job.pronounce
-    async for sentence in spoken:
-        yield Spoken(sentence if pronounce is None else pronounce(sentence), job.voice_parameters)
+    """The sentences of a plain text (or of text streamed in), all with the job's voice parameters.
 
-
-def _script_steps(script: Iterable[ScriptItem], job: SynthesisJob) -> Iterator[Spoken | Silence]:
-    """An SSML script sentence by sentence, split lazily; the first sentence cut as a plain text's is."""
+    Text streamed into a context may also bring the script of a whole SSML
+    document (its own voice parameters and silences, the lexicon applied):
+    it is spoken as a job's script is.
+    """
     cut = job.cut_first_sentence
+    pronounce = job.pronounce
+    async for item in _each(sentences):
+        if not isinstance(item, str):
+            for step in _script_steps((item,), job, cut=cut):
+                yield step
+            cut = cut and isinstance(item, Silence)
+            continue
+        parts = [item]
+        if cut:
+            cut = False
+            head, rest = first_fragment(item)
+            parts = [head, rest] if rest else [head]
+        for part in parts:
+            yield Spoken(part if pronounce is None else pronounce(part), job.voice_parameters)
+
+
+def _script_steps(
+    script: Iterable[ScriptItem], job: SynthesisJob, *, cut: bool | None = None
+) -> Iterator[Spoken | Silence]:
+    """An SSML script sentence by sentence, split lazily; the first sentence cut as a plain text's is."""
+    cut = job.cut_first_sentence if cut is None else cut
     for item in script:
         if isinstance(item, Silence):
             yield item
@@ -282,7 +298,7 @@ async def produce_audio(
     job: SynthesisJob,
     send: trio.MemorySendChannel[StreamItem],
     metrics: StreamMetrics,
-    sentences: Iterable[str] | AsyncIterable[str] | None = None,
+    sentences: Iterable[str] | AsyncIterable[str | ScriptItem] | None = None,
 ) -> None:
     """Synthesize ``job`` sentence by sentence into ``send``; close it when done.
 
@@ -396,7 +412,7 @@ async def _replay(
 def open_audio_stream(
     nursery: trio.Nursery,
     job: SynthesisJob,
-    sentences: Iterable[str] | AsyncIterable[str] | None = None,
+    sentences: Iterable[str] | AsyncIterable[str | ScriptItem] | None = None,
 ) -> tuple[trio.MemoryReceiveChannel[StreamItem], StreamMetrics]:
     """Start :func:`produce_audio` in ``nursery``; return its receiving end and metrics."""
     send, receive = trio.open_memory_channel[StreamItem](CHANNEL_CAPACITY)

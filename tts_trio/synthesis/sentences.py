@@ -13,6 +13,7 @@ so one sentence never holds a synthesis slot for long.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from stream2sentence.quick_yield_boundary import SPLIT, get_boundary_detector
@@ -92,6 +93,35 @@ class SentenceAssembler:
     def flush(self) -> list[str]:
         text, self._buffer = self._buffer, ""
         return list(iter_sentences(text, max_chars=self._max_chars, language=self._language))
+
+
+class SsmlDocuments:
+    """Whole SSML documents from text that arrives in pieces: each one once its ``</speak>`` has come.
+
+    An SSML document only means something whole (a ``<break/>`` or a
+    ``<prosody>`` may come at its end), so a text-in context that speaks
+    SSML speaks it document by document: a voice agent sends one
+    ``<speak>...</speak>`` per utterance, in as many appends as it likes.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = ""
+
+    def feed(self, text: str) -> list[str]:
+        self._buffer += text
+        done = []
+        while (end := _SPEAK_END.search(self._buffer)) is not None:
+            done.append(self._buffer[: end.end()])
+            self._buffer = self._buffer[end.end() :]
+        return done
+
+    def flush(self) -> str:
+        """What is held (no ``</speak>`` yet); blank when nothing is."""
+        text, self._buffer = self._buffer, ""
+        return text
+
+
+_SPEAK_END = re.compile(r"</speak\s*>")
 
 
 def _cut_point(text: str, start: int, limit: int) -> int:

@@ -1,5 +1,5 @@
 from tests.support.live import PARAGRAPH
-from tts_trio.synthesis.sentences import iter_sentences
+from tts_trio.synthesis.sentences import SsmlDocuments, iter_sentences
 
 
 def test_iter_sentences_splits_paragraph_and_keeps_abbreviations() -> None:
@@ -38,3 +38,13 @@ def test_iter_sentences_skips_punctuation_only_fragments() -> None:
 
 def test_iter_sentences_splits_on_newlines() -> None:
     assert list(iter_sentences("First line\nSecond line")) == ["First line", "Second line"]
+
+
+def test_ssml_documents_come_whole_once_closed() -> None:
+    documents = SsmlDocuments()
+    assert documents.feed("<speak>a <break/>") == []
+    assert documents.feed("b</speak >  <speak>c</spe") == ["<speak>a <break/>b</speak >"]
+    assert documents.feed("ak>") == ["  <speak>c</speak>"]
+    assert documents.flush() == ""
+    documents.feed("<speak>never closed")
+    assert documents.flush() == "<speak>never closed" and documents.flush() == ""

@@ -25,9 +25,17 @@ import attrs
 
 from tts_trio.audio.encoding import EncodingChoice
 from tts_trio.errors import ApiError, BadRequest, InvalidJson, InvalidParameter, QueueFull, TextTooLong, UnknownAction
-from tts_trio.synthesis.params import ContextParams, GenerateParams, WsGenerateParams, clean_text, parse_json_params
-from tts_trio.synthesis.pipeline import SynthesisJob
-from tts_trio.synthesis.sentences import SentenceAssembler
+from tts_trio.synthesis.params import (
+    ContextParams,
+    GenerateParams,
+    WsGenerateParams,
+    clean_text,
+    parse_json_params,
+    with_text,
+)
+from tts_trio.synthesis.pipeline import ScriptItem, SynthesisJob
+from tts_trio.synthesis.sentences import SentenceAssembler, SsmlDocuments
+from tts_trio.synthesis.ssml import is_ssml
 
 #: Text-in contexts one socket may have open at once.
 MAX_CONTEXTS = 16
@@ -147,6 +155,10 @@ class Context:
     job: SynthesisJob
     choice: EncodingChoice
     assembler: SentenceAssembler
+    #: The options of its first append: each SSML document is resolved with them.
+    params: ContextParams | None = None
+    #: Set when the first append is SSML (``<speak``): the context then speaks whole documents.
+    documents: SsmlDocuments | None = None
     received_chars: int = 0
     ended: bool = False
 
@@ -175,8 +187,8 @@ class OpenContext:
 @attrs.frozen
 class Speak:
     context: Context
-    #: Sentences to synthesize; an empty tuple only says the client is still there.
-    sentences: tuple[str, ...]
+    #: Sentences to synthesize, or an SSML document's script; an empty tuple only says the client is still there.
+    sentences: tuple[str | ScriptItem, ...]
 
 
 @attrs.frozen
@@ -314,20 +326,39 @@ class WsProtocol:
                 error = TextTooLong(f"a context may receive at most {self.limits.max_text_chars} characters")
                 ids = _ids({**command.options, "context_id": command.context_id})
                 return [*effects, CancelContext(context, stopped=False), SendMessage(error_message(error, ids))]
-            sentences = tuple(context.assembler.feed(command.text))
+            if context.documents is not None:
+                sentences = self._scripts(context, context.documents.feed(command.text))
+            else:
+                sentences = tuple(context.assembler.feed(command.text))
             if sentences:
                 effects.append(Speak(context, sentences))
             return effects
         if context is None:
             raise InvalidParameter(f"no open context {command.context_id!r}", field="context_id")
-        held = tuple(context.assembler.flush())
         effects = []
+        held: tuple[str | ScriptItem, ...] = tuple(context.assembler.flush())
+        if context.documents is not None:
+            rest = context.documents.flush()
+            try:
+                held = self._scripts(context, [rest] if rest.strip() else [])
+            except ApiError as error:  # an unfinished document: said, and the context goes on (or ends)
+                effects.append(SendMessage(error_message(error, {"context_id": context.context_id})))
         if held or (isinstance(command, Flush) and not context.ended):
             effects.append(Speak(context, held))  # nothing to speak: the client is still there
         if isinstance(command, End):
             context.ended = True
             effects.append(CloseContext(context))
         return effects
+
+    def _scripts(self, context: Context, documents: list[str]) -> tuple[str | ScriptItem, ...]:
+        """What whole SSML documents say, resolved as the context's own text would be (422 for a bad one)."""
+        assert context.params is not None
+        items: list[str | ScriptItem] = []
+        for document in documents:
+            params = with_text(context.params, document, max_text_chars=self.limits.max_text_chars)
+            job, _ = self._resolve(params)
+            items.extend(job.script if job.script is not None else (job.text,))
+        return tuple(items)
 
     def _open_context(self, command: Append) -> Context:
         if len(self.contexts) >= MAX_CONTEXTS:
@@ -337,7 +368,14 @@ class WsProtocol:
             ContextParams, {"text": "-", **command.options}, max_text_chars=self.limits.max_text_chars
         )
         job, choice = self._resolve(params)
-        context = Context(command.context_id, job, choice, SentenceAssembler(max_chars=self.limits.max_sentence_chars))
+        context = Context(
+            command.context_id,
+            job,
+            choice,
+            SentenceAssembler(max_chars=self.limits.max_sentence_chars),
+            params=params,
+            documents=SsmlDocuments() if is_ssml(command.text) else None,
+        )
         self.contexts[command.context_id] = context
         return context
 

@@ -86,7 +86,7 @@ from tts_trio.errors import ApiError, ContextIdle, Overloaded, ShuttingDown
 from tts_trio.settings import Settings
 from tts_trio.synthesis.admission import Place
 from tts_trio.synthesis.params import GenerateParams
-from tts_trio.synthesis.pipeline import SynthesisJob, open_audio_stream
+from tts_trio.synthesis.pipeline import ScriptItem, SynthesisJob, open_audio_stream
 from tts_trio.synthesis.relay import Relay, Writer
 from tts_trio.synthesis.service import TtsService
 
@@ -105,7 +105,7 @@ class ClientStalled(Exception):
 class _ContextTask:
     """The I/O side of a context: where its sentences go and the scope that cancels it."""
 
-    sentences: trio.MemorySendChannel[str]
+    sentences: trio.MemorySendChannel[str | ScriptItem]
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
 
@@ -291,12 +291,12 @@ class _Session:
     # -- text-in contexts ---------------------------------------------------
     def _open_context(self, context: Context) -> None:
         # Bounded by the context's character limit, not by a message count.
-        send, receive = trio.open_memory_channel[str](math.inf)
+        send, receive = trio.open_memory_channel[str | ScriptItem](math.inf)
         self._contexts[context] = _ContextTask(send)
         assert self._nursery is not None
         self._nursery.start_soon(self._run_context, context, receive)
 
-    async def _run_context(self, context: Context, sentences: trio.MemoryReceiveChannel[str]) -> None:
+    async def _run_context(self, context: Context, sentences: trio.MemoryReceiveChannel[str | ScriptItem]) -> None:
         task = self._contexts[context]
         fmt = context.job.pool.audio_format
         writer = self.dialect.context_writer(context)
@@ -394,7 +394,9 @@ class _Session:
                 raise ClientStalled("the client did not read for too long")
 
 
-async def _until_idle(sentences: trio.MemoryReceiveChannel[str], idle_seconds: float) -> AsyncIterator[str]:
+async def _until_idle(
+    sentences: trio.MemoryReceiveChannel[str | ScriptItem], idle_seconds: float
+) -> AsyncIterator[str | ScriptItem]:
     """Sentences of a context; ends it with :class:`ContextIdle` when nothing arrives for ``idle_seconds``.
 
     A ``flush`` with nothing held arrives as :data:`_KEEP_ALIVE` and only restarts the wait.

@@ -145,6 +145,28 @@ def test_contexts_open_append_flush_and_end() -> None:
     assert not protocol.busy()
 
 
+def test_an_ssml_context_speaks_each_whole_document_with_the_contexts_options() -> None:
+    protocol, _ = make_protocol(max_text_chars=400)
+    opened = send(protocol, action="append", context_id="s", text="<speak>One. Two", speed=1.5)
+    context = opened[0].context  # type: ignore[union-attr]
+    assert opened[1:] == []  # nothing is certain before the document ends
+    said = send(protocol, action="append", context_id="s", text="</speak> <speak>Three.</speak><speak>Fo")
+    # The test's resolve speaks a job's text as it is: one item per whole document, in order.
+    # Each document is checked as a request's text is (trimmed, marks removed, length).
+    assert said == [Speak(context, ("<speak>One. Two</speak>", "<speak>Three.</speak>"))]
+    assert send(protocol, action="append", context_id="s", text="ur.</speak>") == [
+        Speak(context, ("<speak>Four.</speak>",))
+    ]
+    assert send(protocol, action="flush", context_id="s") == [Speak(context, ())]
+    assert send(protocol, action="end", context_id="s") == [CloseContext(context)]
+
+
+def test_plain_text_after_a_plain_first_append_is_never_ssml() -> None:
+    protocol, _ = make_protocol()
+    opened = send(protocol, action="append", context_id="p", text="Hi. <speak>not markup</speak>")
+    assert opened[1:] == [Speak(opened[0].context, ("Hi.",))]  # type: ignore[union-attr]
+
+
 def test_context_rules_refuse_with_the_context_id() -> None:
     protocol, _ = make_protocol(max_text_chars=20)
     send(protocol, action="append", context_id="c", text="Short.")
