@@ -1,4 +1,4 @@
-"""IPA on piper, checked by listening: lexicon phoneme entries and SSML's <phoneme> say what the IPA says.
+"""Pronunciation on piper, checked by listening: the lexicon, SSML's <phoneme> and <break>.
 
 The made-up word "zork" is in no dictionary; an entry (or a ``<phoneme>``)
 gives it the IPA of "garden", and the recogniser must then hear "garden",
@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 import trio
 
 from tests.support.listen import heard_words, normalise, transcribe
 from tests.support.live import LiveServer, start_live_server
 from tests.system.test_piper import RATE, wav_pcm
+from tests.system.test_ssml import assert_break_between_sentences
 from tts_trio.settings import Settings
 
 pytest.importorskip("piper", reason='the piper engine needs pip install "tts-trio[piper]"')
@@ -96,3 +98,14 @@ async def test_client_text_cannot_reach_the_model_as_phonemes(server: LiveServer
             heard, body = await spoken(http, smuggled)
             assert "garden" not in heard, smuggled
             assert body["format"]["sample_rate"] == RATE
+
+
+async def test_a_spoken_entry_an_ssml_break_and_the_cache_on_piper(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as http:
+        assert (await http.put("/v1/lexicon/zork", json={"spoken": "garden"})).status_code == 200
+        heard, body = await spoken(http, TEXT)
+        assert "garden" in heard and "zork" in [word["word"] for word in body["words"]]
+        ssml = "<speak>The children were playing.<break time='1s'/>The garden was green after dinner.</speak>"
+        answer = await http.post("/v1/tts/generate", json={"text": ssml})
+        samples, rate = wav_pcm(answer.content)
+        assert_break_between_sentences(np.frombuffer(samples, dtype="<i2"), rate)

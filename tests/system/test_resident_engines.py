@@ -156,3 +156,14 @@ async def test_switching_to_a_resident_engine_promotes_it_and_keeps_the_other_lo
         again = await http.post("/v1/tts/generate", json={"text": TEXTS[0], "engine": "piper"})
         assert again.status_code == 200 and service.engines.residents["piper"].pool is piper_pool
         assert_heard(*wav_pcm(again.content), TEXTS[0])
+
+
+async def test_the_phrase_cache_keeps_engines_apart_and_replays_piper_byte_for_byte(server: LiveServer) -> None:
+    async with client(server) as http:
+        body = {"text": TEXTS[2], "engine": "piper", "voice_id": VOICE}
+        first = await http.post("/v1/tts/generate", json=body)
+        again = await http.post("/v1/tts/generate", json=body)
+        other = await http.post("/v1/tts/generate", json={"text": TEXTS[2]})
+    assert (first.headers["x-cache"], again.headers["x-cache"], other.headers["x-cache"]) == ("miss", "hit", "miss")
+    assert again.content == first.content and other.headers["x-engine"] == "system"
+    assert_heard(*wav_pcm(again.content), TEXTS[2])
