@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import json
 import re
 import wave
+from typing import Any
 
 import httpx
+from trio_websocket import open_websocket_url
 
 from tests.support.live import PARAGRAPH, LiveServer
 from tests.support.sse import parse_events
@@ -129,3 +132,40 @@ async def test_bad_captions_value_is_a_422_naming_the_field(live_server: LiveSer
         error = response.json()["error"]
         assert error["code"] == "invalid_parameter"
         assert "captions" in error["message"]
+
+
+async def test_websocket_timings_carry_captions_for_generations_and_contexts(live_server: LiveServer) -> None:
+    async with open_websocket_url(live_server.ws_url) as ws:
+        await ws.send_message(
+            json.dumps({"action": "generate", "text": PARAGRAPH, "captions": "vtt", "request_id": "g"})
+        )
+        timings: list[dict[str, Any]] = []
+        while True:
+            message = await ws.get_message()
+            if isinstance(message, str):
+                data = json.loads(message)
+                if data["type"] == "timings":
+                    timings.append(data)
+                elif data["type"] == "done":
+                    break
+        await ws.send_message(
+            json.dumps({"action": "append", "context_id": "c", "text": "Hello there. Bye.", "captions": "srt"})
+        )
+        await ws.send_message(json.dumps({"action": "end", "context_id": "c"}))
+        context_timings = []
+        while True:
+            data = json.loads(await ws.get_message())
+            if data["type"] == "timings":
+                context_timings.append(data)
+            elif data["type"] == "done":
+                break
+        await ws.send_message(json.dumps({"action": "generate", "text": "x", "captions": "ass", "request_id": "bad"}))
+        refused = json.loads(await ws.get_message())
+    assert len(timings) == 10 and all(event["captions"]["sentence"] == event["sentence"] for event in timings)
+    cues = [cue for event in timings for cue in event["captions"]["cues"]]
+    assert [cue["number"] for cue in cues] == list(range(1, len(cues) + 1))
+    assert timings[0]["captions"]["text"].startswith("WEBVTT\n\n")
+    assert not any(event["captions"]["text"].startswith("WEBVTT") for event in timings[1:])
+    assert [event["captions"]["format"] for event in context_timings] == ["srt", "srt"]
+    assert context_timings[1]["captions"]["text"].startswith("2\n")
+    assert refused["type"] == "error" and refused["field"] == "captions" and refused["request_id"] == "bad"

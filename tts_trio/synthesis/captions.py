@@ -27,6 +27,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -266,3 +267,29 @@ def _balanced(words: Sequence[CaptionWord]) -> tuple[tuple[CaptionWord, ...], ..
         return None
     cut = best[1]
     return (tuple(words[:cut]), tuple(words[cut:]))
+
+
+class SentenceCaptions:
+    """A stream's captions sentence by sentence (SSE ``captions`` events, WebSocket ``timings`` messages).
+
+    It numbers the cues across the stream and writes the WebVTT header
+    once, with the first sentence, so it belongs to one stream.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._cues_sent = 0
+        self._sentences_sent = 0
+
+    def for_sentence(self, timings: SentenceTimings) -> dict[str, Any]:
+        """``{"sentence", "format", "text", "cues"}`` for one sentence's timings."""
+        cues = sentence_cues(timings, self._cues_sent + 1)
+        text = render(self.kind, cues, header=self._sentences_sent == 0)
+        self._cues_sent += len(cues)
+        self._sentences_sent += 1
+        return {
+            "sentence": timings.index,
+            "format": self.kind,
+            "text": text,
+            "cues": [{"number": cue.number, "start": cue.start, "end": cue.end, "text": cue.text} for cue in cues],
+        }

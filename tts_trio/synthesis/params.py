@@ -83,6 +83,8 @@ class WsGenerateParams(GenerateParams):
 
     chunk_size: int | None = None
     request_id: str | None = None
+    #: Add ``captions`` (``srt`` or ``vtt`` cues) to each ``timings`` message.
+    captions: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -90,6 +92,8 @@ class ContextParams(GenerateParams):
     """Options of a WebSocket text-in context (given with its first ``append``)."""
 
     output_format: str = "pcm"
+    #: Add ``captions`` (``srt`` or ``vtt`` cues) to each ``timings`` message.
+    captions: str | None = None
 
 
 P = TypeVar("P", bound=GenerateParams)

@@ -37,7 +37,7 @@ from quart import Blueprint, Response, current_app, request
 from tts_trio.api.response_body import cache_headers, engine_headers, relayed_body, ssml_headers
 from tts_trio.api.state import current_service, current_settings
 from tts_trio.audio.formats import frame_aligned
-from tts_trio.synthesis import captions
+from tts_trio.synthesis.captions import SentenceCaptions
 from tts_trio.synthesis.params import SseParams, parse_query_params
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics
 
@@ -65,30 +65,19 @@ class SseWriter:
     chunk_size: int
     message_overhead: int = 0
     captions: str | None = None
-    _cues_sent: int = attrs.field(default=0, init=False)
-    _events_sent: int = attrs.field(default=0, init=False)
+    _captioner: SentenceCaptions | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._captioner = SentenceCaptions(self.captions) if self.captions is not None else None
 
     def audio(self, piece: bytes, index: int) -> bytes:
         return sse_audio_event(piece, index)
 
     def timings(self, timings: SentenceTimings) -> bytes:
         event = sse_event("timings", timings.to_dict())
-        if self.captions is None:
+        if self._captioner is None:
             return event
-        return event + self._captions(self.captions, timings)
-
-    def _captions(self, kind: str, timings: SentenceTimings) -> bytes:
-        cues = captions.sentence_cues(timings, self._cues_sent + 1)
-        text = captions.render(kind, cues, header=self._events_sent == 0)
-        self._cues_sent += len(cues)
-        self._events_sent += 1
-        data = {
-            "sentence": timings.index,
-            "format": kind,
-            "text": text,
-            "cues": [{"number": cue.number, "start": cue.start, "end": cue.end, "text": cue.text} for cue in cues],
-        }
-        return sse_event("captions", data)
+        return event + sse_event("captions", self._captioner.for_sentence(timings))
 
     def error(self, error: StreamError) -> bytes:
         return sse_event("error", {"code": error.code, "message": error.message})

@@ -85,6 +85,7 @@ from tts_trio.audio.output import EncodedOutput
 from tts_trio.errors import ApiError, ContextIdle, Overloaded, ShuttingDown
 from tts_trio.settings import Settings
 from tts_trio.synthesis.admission import Place
+from tts_trio.synthesis.captions import SentenceCaptions
 from tts_trio.synthesis.params import GenerateParams
 from tts_trio.synthesis.pipeline import ScriptItem, SynthesisJob, open_audio_stream
 from tts_trio.synthesis.relay import Relay, Writer
@@ -147,7 +148,8 @@ class OwnDialect:
         return (parse_command(message),)
 
     def context_writer(self, context: Context) -> ContextFraming:
-        return ContextWriter(context.context_id)
+        kind = context.params.captions if context.params is not None else None
+        return ContextWriter(context.context_id, captioner=SentenceCaptions(kind) if kind is not None else None)
 
     def outgoing(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         return payload
