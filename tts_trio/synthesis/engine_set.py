@@ -28,7 +28,7 @@ import trio
 from tts_trio.engines import LoadedEngine, open_engine
 from tts_trio.engines.hardware import Device
 from tts_trio.engines.pool import EnginePool, PoolHooks
-from tts_trio.errors import ApiError, InvalidParameter
+from tts_trio.errors import ApiError, EngineLoadError, InvalidParameter
 from tts_trio.settings import Settings
 from tts_trio.synthesis.fleet import Fleet
 from tts_trio.voices.desired_engine import DesiredEngine, record_desired
@@ -89,9 +89,10 @@ class EngineSet:
             try:
                 current = await open_engine(settings, device, desired.engine, desired.config, hooks=hooks)
                 fleet.runs(desired)
-            except ApiError as error:
-                log.warning("the fleet's engine %s cannot be loaded here: %s", desired.engine, error.message)
-                fleet.failed(desired, error, trio.current_time())
+            except Exception as error:  # whatever it was, this replica starts on its own engine and says so
+                answer = _as_api_error(error, desired.engine)
+                log.warning("the fleet's engine %s cannot be loaded here: %s", desired.engine, answer.message)
+                fleet.failed(desired, answer, trio.current_time())
         if current is None:
             current = await open_engine(settings, device, hooks=hooks)
         opened_with_config = fleet.running is not None and bool(fleet.running.config)
@@ -172,15 +173,16 @@ class EngineSet:
             self.fleet.loading = True
             try:
                 loaded = await self._obtain(desired.engine, desired.config)
-            except ApiError as error:
+            except Exception as error:  # never the end of the replica: it stays on its engine and says so
+                answer = _as_api_error(error, desired.engine)
                 log.warning(
                     "fleet: engine %s (switch %d) cannot be loaded here; staying on %s: %s",
                     desired.engine,
                     desired.generation,
                     self.current.name,
-                    error.message,
+                    answer.message,
                 )
-                self.fleet.failed(desired, error, trio.current_time())
+                self.fleet.failed(desired, answer, trio.current_time())
                 return
             finally:
                 self.fleet.loading = False
@@ -231,6 +233,14 @@ class EngineSet:
                 log.exception("closing the previous engine failed")
 
         self._nursery.start_soon(reap)
+
+
+def _as_api_error(error: Exception, engine: str) -> ApiError:
+    """What a failed load of the fleet's engine is reported as in ``/health`` (the log has the rest)."""
+    if isinstance(error, ApiError):
+        return error
+    log.error("loading engine %s failed", engine, exc_info=error)
+    return EngineLoadError(f"engine {engine!r} failed to load here; the server log says why", engine=engine)
 
 
 class _Opened:
