@@ -18,6 +18,10 @@ a no-op; ``rename`` of a directory is atomic on all of them. So:
   ``stale`` seconds (a lexicon change takes milliseconds) is broken by
   whoever waits for it: it unlinks *that* entry only, so of two processes
   breaking one stale lock at once neither can remove the other's new one.
+  The holder's entry is touched when it takes the lock, and its age is
+  measured against the waiter's own freshly touched entry, so both times
+  come from the same clock (on NFS the server's): clients' clocks may
+  differ as they like.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ def held(root: Path, name: str, *, stale: float = 30.0, wait: float = 10.0) -> I
     lock = root / name
     staging = root / f".tmp-lock-{token}"
     staging.mkdir()
+    mine = staging / token
     try:
-        (staging / token).touch()
+        mine.touch()
         deadline = time.monotonic() + wait
         pause = 0.002
         while True:
@@ -58,36 +63,44 @@ def held(root: Path, name: str, *, stale: float = 30.0, wait: float = 10.0) -> I
             except OSError as error:
                 if error.errno not in _TAKEN:
                     raise
-            _break_if_stale(lock, stale)
+            # "Now" by the file system's clock (on NFS: the server's), as the holder's mtime is.
+            os.utime(mine)
+            _break_if_stale(lock, stale, now=mine.stat().st_mtime)
             if time.monotonic() >= deadline:
                 raise LockTimeout(errno.EAGAIN, f"{name} is held by another process")
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
     except BaseException:
         with contextlib.suppress(OSError):
-            (staging / token).unlink(missing_ok=True)
+            mine.unlink(missing_ok=True)
             staging.rmdir()
         raise
+    held_token = lock / token
     try:
+        os.utime(held_token)  # its age counts from now, not from when it began to wait
         yield
     finally:
         with contextlib.suppress(OSError):
-            (lock / token).unlink()
+            held_token.unlink()
         with contextlib.suppress(OSError):
             lock.rmdir()  # not empty: another process took it the moment we let go
 
 
-def _break_if_stale(lock: Path, stale: float) -> None:
+def _break_if_stale(lock: Path, stale: float, *, now: float) -> None:
     try:
         entries = list(os.scandir(lock))
     except OSError:
         return  # released meanwhile
     for entry in entries:
         try:
-            age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+            age = now - entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
         if age > stale:
             log.warning("breaking the lock %s left by a crashed holder (%.0f s old)", lock.name, age)
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
+    # Emptied: gone, for file systems that refuse a rename onto an empty directory (a new holder's
+    # rename may have landed already: then it is not empty and stays).
+    with contextlib.suppress(OSError):
+        lock.rmdir()

@@ -11,7 +11,7 @@ store's directory, which replicas share), and the disk is the only truth:
   or the new one, never half of one; a crash leaves at most a stale
   ``.tmp-*`` file, which :meth:`VoiceStore.open` clears.
 * A change (set, delete, import) reads the file, changes it and writes it
-  holding the lock ``.lexicon.lock`` (:mod:`tts_trio.voices.exclusive`:
+  holding the lock ``.lexicon.lockdir`` (:mod:`tts_trio.voices.exclusive`:
   taken with an atomic directory rename, no ``flock``, which shared volumes
   do not all keep), so two replicas on one directory do not lose each
   other's changes.
@@ -88,7 +88,8 @@ MAX_ENTRIES = 10_000
 MAX_WORD_CHARS = 100
 MAX_SPOKEN_CHARS = 400
 FILE_NAME = "lexicon.json"
-LOCK_NAME = ".lexicon.lock"
+#: A directory (tts_trio.voices.exclusive). Not ``.lexicon.lock``: versions before it flock a file of that name.
+LOCK_NAME = ".lexicon.lockdir"
 #: The third TSV column that marks a case-sensitive entry.
 CASE_SENSITIVE_FLAG = "case_sensitive"
 TSV_MEDIA_TYPE = "text/tab-separated-values"

@@ -68,3 +68,28 @@ def test_a_fresh_lock_is_not_broken(tmp_path: Path) -> None:
     with pytest.raises(LockTimeout), held(tmp_path, ".lock", stale=30, wait=0.1):
         pass
     assert [path.name for path in lock.iterdir()] == ["0123456789abcdef"]
+
+
+def test_a_holders_age_counts_from_taking_the_lock_by_the_file_systems_clock(tmp_path: Path) -> None:
+    # A holder that waited long is not stale the moment it gets the lock.
+    with held(tmp_path, ".lock"):
+        (entry,) = (tmp_path / ".lock").iterdir()
+        assert time.time() - entry.stat().st_mtime < 5
+        with pytest.raises(LockTimeout), held(tmp_path, ".lock", stale=30, wait=0.05):
+            pass
+
+
+def test_a_lock_left_empty_is_taken(tmp_path: Path) -> None:
+    (tmp_path / ".lock").mkdir()
+    with held(tmp_path, ".lock", wait=0.5):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_lexicon_takes_a_new_lock_name_beside_an_old_versions_lock_file(tmp_path: Path) -> None:
+    from tts_trio.voices.lexicon import Entry, Lexicon
+
+    (tmp_path / ".lexicon.lock").write_text("")  # what a version that used flock left
+    lexicon = Lexicon(tmp_path)
+    lexicon.set(Entry.create("cat", spoken="kitty"))
+    assert lexicon.apply("cat").text == "kitty"
