@@ -192,10 +192,7 @@ class PiperEngine(BaseEngine):  # type: ignore[misc]
         voice = loaded.voice
         # Piper reads "[[ ... ]]" as raw phonemes (IPA): only the server's marked spans reach the model
         # that way (tts_trio.engines.phonemes); the same brackets in the text are broken up.
-        safe = "".join(
-            f"[[ {part} ]]" if is_ipa else part.replace("[[", "[ [").replace("]]", "] ]")
-            for part, is_ipa in parts(text)
-        )
+        safe = "".join(f"[[ {part} ]]" if is_ipa else _no_brackets(part) for part, is_ipa in parts(text))
         sentences = [phonemes for phonemes in voice.phonemize(safe) if phonemes]
         spans: list[tuple[int, int]] = []
         aligned = loaded.has_alignment
@@ -312,6 +309,15 @@ def phoneme_spans(
             last_end = position + samples
         position += samples
     return spans
+
+
+def _no_brackets(text: str) -> str:
+    """``text`` with every ``[[`` and ``]]`` broken up ("[[[" too), so that none reads as Piper's phonemes."""
+    return _DOUBLE_CLOSE.sub("] ", _DOUBLE_OPEN.sub("[ ", text))
+
+
+_DOUBLE_OPEN = re.compile(r"\[(?=\[)")
+_DOUBLE_CLOSE = re.compile(r"\](?=\])")
 
 
 def text_words(text: str) -> list[str]:

@@ -311,8 +311,9 @@ def test_nothing_to_say_is_done_at_once(engine: PiperEngine, text: str) -> None:
     assert speak(engine, text) == (True, b"", [])
 
 
-def test_client_text_cannot_pass_raw_phonemes(engine: PiperEngine, caplog: pytest.LogCaptureFixture) -> None:
-    completed, pcm, _ = speak(engine, "Hello [[ h@loU ]] there.")
+@pytest.mark.parametrize("text", ["Hello [[ h@loU ]] there.", "Hello [[[ h@loU ]]] there.", "Hi [[[[x]]]]]."])
+def test_client_text_cannot_pass_raw_phonemes(engine: PiperEngine, caplog: pytest.LogCaptureFixture, text: str) -> None:
+    completed, pcm, _ = speak(engine, text)
     assert completed and pcm
     assert "Missing phoneme" not in caplog.text  # "[[" was not read as a phoneme block
 

@@ -313,6 +313,8 @@ class WsProtocol:
     def _context_command(self, command: Append | Flush | End) -> list[Effect]:
         context = self.contexts.get(command.context_id)
         if isinstance(command, Append):
+            # Every dialect's text, cleaned here once more: control characters, the server's phoneme marks.
+            command = attrs.evolve(command, text=clean_text(command.text))
             effects: list[Effect] = []
             if context is None:
                 context = self._open_context(command)
@@ -327,11 +329,13 @@ class WsProtocol:
                 ids = _ids({**command.options, "context_id": command.context_id})
                 return [*effects, CancelContext(context, stopped=False), SendMessage(error_message(error, ids))]
             if context.documents is not None:
-                sentences = self._scripts(context, context.documents.feed(command.text))
+                sentences, refused = self._scripts(context, context.documents.feed(command.text))
             else:
-                sentences = tuple(context.assembler.feed(command.text))
+                sentences, refused = tuple(context.assembler.feed(command.text)), []
             if sentences:
                 effects.append(Speak(context, sentences))
+            # A bad document is said and skipped; the context (opened above or before) goes on.
+            effects.extend(SendMessage(message) for message in refused)
             return effects
         if context is None:
             raise InvalidParameter(f"no open context {command.context_id!r}", field="context_id")
@@ -339,10 +343,9 @@ class WsProtocol:
         held: tuple[str | ScriptItem, ...] = tuple(context.assembler.flush())
         if context.documents is not None:
             rest = context.documents.flush()
-            try:
-                held = self._scripts(context, [rest] if rest.strip() else [])
-            except ApiError as error:  # an unfinished document: said, and the context goes on (or ends)
-                effects.append(SendMessage(error_message(error, {"context_id": context.context_id})))
+            # An unfinished document is said; the context goes on (or ends).
+            held, refused = self._scripts(context, [rest] if rest.strip() else [])
+            effects.extend(SendMessage(message) for message in refused)
         if held or (isinstance(command, Flush) and not context.ended):
             effects.append(Speak(context, held))  # nothing to speak: the client is still there
         if isinstance(command, End):
@@ -350,15 +353,31 @@ class WsProtocol:
             effects.append(CloseContext(context))
         return effects
 
-    def _scripts(self, context: Context, documents: list[str]) -> tuple[str | ScriptItem, ...]:
-        """What whole SSML documents say, resolved as the context's own text would be (422 for a bad one)."""
+    def _scripts(
+        self, context: Context, documents: list[str]
+    ) -> tuple[tuple[str | ScriptItem, ...], list[dict[str, Any]]]:
+        """What whole SSML documents say, resolved as the context's own text would be; errors for bad ones.
+
+        Each document is resolved on its own, so one bad document costs only
+        itself. Text between documents is not SSML, and refused as such.
+        """
         assert context.params is not None
         items: list[str | ScriptItem] = []
+        refused: list[dict[str, Any]] = []
         for document in documents:
-            params = with_text(context.params, document, max_text_chars=self.limits.max_text_chars)
-            job, _ = self._resolve(params)
-            items.extend(job.script if job.script is not None else (job.text,))
-        return tuple(items)
+            try:
+                if not is_ssml(document):
+                    raise InvalidParameter(
+                        "text: in a context that speaks SSML, every text is a <speak> document", field="text"
+                    )
+                params = with_text(context.params, document, max_text_chars=self.limits.max_text_chars)
+                job, _ = self._resolve(params)
+            except ApiError as error:
+                refused.append(error_message(error, {"context_id": context.context_id}))
+                continue
+            if job.script is not None:
+                items.extend(job.script)
+        return tuple(items), refused
 
     def _open_context(self, command: Append) -> Context:
         if len(self.contexts) >= MAX_CONTEXTS:
@@ -368,6 +387,8 @@ class WsProtocol:
             ContextParams, {"text": "-", **command.options}, max_text_chars=self.limits.max_text_chars
         )
         job, choice = self._resolve(params)
+        # Its documents are resolved later against the engine it speaks on, even after a switch.
+        params = attrs.evolve(params, engine=job.pool.name)
         context = Context(
             command.context_id,
             job,

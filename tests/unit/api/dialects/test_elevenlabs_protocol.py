@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from tests.support.engines import PacedEngine
 from tts_trio.api.dialects.elevenlabs_protocol import (
     ElevenDialect,
     ElevenWriter,
@@ -30,7 +31,9 @@ from tts_trio.api.websocket.protocol import (
 )
 from tts_trio.audio.encoding import EncodingChoice
 from tts_trio.audio.formats import AudioFormat, WordTiming
+from tts_trio.engines.pool import EnginePool
 from tts_trio.errors import ApiError, BadRequest, InvalidJson, InvalidParameter, VoiceNotFound
+from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.params import GenerateParams
 from tts_trio.synthesis.pipeline import SentenceTimings, StreamError, StreamMetrics, SynthesisJob
 from tts_trio.synthesis.service import TtsService
@@ -41,6 +44,7 @@ def _resolve_voice(voice_id: str) -> None:
         raise VoiceNotFound(f"no voice {voice_id!r}")
 
 
+POOL = EnginePool("paced", [PacedEngine()], AudioFormat(22050))
 SERVICE = cast(
     TtsService, SimpleNamespace(pool=SimpleNamespace(audio_format=AudioFormat(22050)), resolve_voice=_resolve_voice)
 )
@@ -48,7 +52,8 @@ SERVICE = cast(
 
 def protocol() -> WsProtocol:
     def resolve(params: GenerateParams) -> tuple[SynthesisJob, EncodingChoice]:
-        return cast(SynthesisJob, params), EncodingChoice(params.output_format, params.sample_rate or 22050)
+        job = SynthesisJob(pool=POOL, text=params.text, voice=params.voice_id, shutdown=Shutdown())
+        return job, EncodingChoice(params.output_format, params.sample_rate or 22050)
 
     return WsProtocol(Limits(4, 1000, 400), resolve, lambda: None)
 

@@ -31,10 +31,11 @@ from tts_trio.api.websocket.protocol import (
 from tts_trio.audio.encoding import EncodingChoice, choose_encoding
 from tts_trio.audio.formats import AudioFormat
 from tts_trio.engines.pool import EnginePool
-from tts_trio.errors import ApiError
+from tts_trio.errors import ApiError, InvalidParameter
 from tts_trio.synthesis.drain import Shutdown
 from tts_trio.synthesis.params import GenerateParams
-from tts_trio.synthesis.pipeline import SynthesisJob
+from tts_trio.synthesis.pipeline import Spoken, SynthesisJob
+from tts_trio.synthesis.ssml import is_ssml
 
 FMT = AudioFormat(sample_rate=16000)
 POOL = EnginePool("paced", [PacedEngine()], FMT)
@@ -44,7 +45,11 @@ def make_protocol(max_queued: int = 2, max_text_chars: int = 100) -> tuple[WsPro
     shutdown = Shutdown()
 
     def resolve(params: GenerateParams) -> tuple[SynthesisJob, EncodingChoice]:
-        job = SynthesisJob(pool=POOL, text=params.text, voice=None, shutdown=shutdown)
+        if "bad" in params.text:
+            raise InvalidParameter("text: invalid SSML at line 1 <bad>", field="text")
+        # The service parses SSML into a script; here a document's script is the document itself.
+        script = (Spoken(params.text, {}),) if is_ssml(params.text) else None
+        job = SynthesisJob(pool=POOL, text=params.text, voice=None, shutdown=shutdown, script=script)
         return job, choose_encoding(params.output_format, params.sample_rate, FMT)
 
     return WsProtocol(Limits(max_queued, max_text_chars, 200), resolve, shutdown.check), shutdown
@@ -150,15 +155,39 @@ def test_an_ssml_context_speaks_each_whole_document_with_the_contexts_options() 
     opened = send(protocol, action="append", context_id="s", text="<speak>One. Two", speed=1.5)
     context = opened[0].context  # type: ignore[union-attr]
     assert opened[1:] == []  # nothing is certain before the document ends
+    assert context.params is not None and context.params.speed == 1.5 and context.params.engine == "paced"
     said = send(protocol, action="append", context_id="s", text="</speak> <speak>Three.</speak><speak>Fo")
-    # The test's resolve speaks a job's text as it is: one item per whole document, in order.
     # Each document is checked as a request's text is (trimmed, marks removed, length).
-    assert said == [Speak(context, ("<speak>One. Two</speak>", "<speak>Three.</speak>"))]
+    assert said == [Speak(context, (Spoken("<speak>One. Two</speak>", {}), Spoken("<speak>Three.</speak>", {})))]
     assert send(protocol, action="append", context_id="s", text="ur.</speak>") == [
-        Speak(context, ("<speak>Four.</speak>",))
+        Speak(context, (Spoken("<speak>Four.</speak>", {}),))
     ]
     assert send(protocol, action="flush", context_id="s") == [Speak(context, ())]
     assert send(protocol, action="end", context_id="s") == [CloseContext(context)]
+
+
+def test_a_bad_ssml_document_costs_only_itself_even_the_first() -> None:
+    protocol, _ = make_protocol(max_text_chars=400)
+    effects = send(protocol, action="append", context_id="s", text="<speak>bad</speak><speak>Good.</speak> Loose.")
+    assert isinstance(effects[0], OpenContext)  # the session opens it: later commands find it
+    context = effects[0].context
+    assert effects[1] == Speak(context, (Spoken("<speak>Good.</speak>", {}),))
+    assert isinstance(effects[2], SendMessage) and effects[2].payload["context_id"] == "s"
+    assert "<bad>" in effects[2].payload["message"]
+    # Loose text between documents is not SSML: refused with the document it runs into.
+    (again,) = send(protocol, action="append", context_id="s", text="<speak>Fine.</speak>")
+    assert isinstance(again, SendMessage) and "every text is a <speak> document" in again.payload["message"]
+    assert send(protocol, action="append", context_id="s", text="<speak>Fine.</speak>") == [
+        Speak(context, (Spoken("<speak>Fine.</speak>", {}),))
+    ]
+    assert send(protocol, action="end", context_id="s") == [CloseContext(context)]
+
+
+def test_marks_and_control_characters_from_any_dialect_are_cleaned_in_contexts() -> None:
+    protocol, _ = make_protocol()
+    effects = protocol.handle(Append("c", "Hi \ue000ʃ\ue001x\ue002 there.\u0007 More", {}))
+    (speak,) = [effect for effect in effects if isinstance(effect, Speak)]
+    assert speak.sentences == ("Hi  ʃ x  there.",)
 
 
 def test_plain_text_after_a_plain_first_append_is_never_ssml() -> None:
