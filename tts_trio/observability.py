@@ -110,6 +110,8 @@ class Metrics:
         self._slots_in_use = Gauge("tts_slots_in_use", "Engine slots busy now", registry=self.registry)
         self._slots_total = Gauge("tts_slots_total", "Engine slots of the current engine", registry=self.registry)
         self._queue_depth = Gauge("tts_queue_depth", "Requests waiting for a stream place", registry=self.registry)
+        self._engine_slots = _EngineSlots()
+        self.registry.register(self._engine_slots)
         #: Set to the connection cap's count by tts_trio.server.connection_limit.install (0 without it).
         self.open_connections = Gauge(
             "tts_open_connections",
@@ -135,7 +137,7 @@ class Metrics:
         ``slots()`` maps each resident engine's name to ``(total, in_use, waiting)``;
         it is read at every scrape, so engines loaded or switched later show up.
         """
-        self.registry.register(_EngineSlots(slots))
+        self._engine_slots.slots = slots
 
     def watch_cache(self, size: Callable[[], float], entries: Callable[[], float]) -> None:
         self._cache_bytes.set_function(size)
@@ -148,14 +150,15 @@ class Metrics:
 class _EngineSlots(Collector):
     """The slots of every resident engine, labelled by engine, computed when scraped."""
 
-    def __init__(self, slots: Callable[[], Mapping[str, tuple[int, int, int]]]) -> None:
-        self._slots = slots
+    def __init__(self) -> None:
+        #: Read at each scrape; nothing until a service watches (a second service replaces the first's).
+        self.slots: Callable[[], Mapping[str, tuple[int, int, int]]] = dict
 
     def describe(self) -> list[GaugeMetricFamily]:
         return list(self._families({}))
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield from self._families(self._slots())
+        yield from self._families(self.slots())
 
     @staticmethod
     def _families(slots: Mapping[str, tuple[int, int, int]]) -> Iterator[GaugeMetricFamily]:

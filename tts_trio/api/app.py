@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> QuartTrio:
         state.service = await TtsService.open(
             settings, app.nursery, state.metrics, state.shutdown, lexicon=state.lexicon
         )  # type: ignore[attr-defined]
-        log.info("engine %s ready with %d slots", settings.engine, state.service.pool.statistics().total)
+        log.info("engine %s ready with %d slots", state.service.engine.name, state.service.pool.statistics().total)
         await wyoming_listener.start(app)  # off unless --wyoming-port is given
 
     @app.after_serving

@@ -10,8 +10,9 @@ espeak-ng's ``[[...]]``), past the server: only the server marks spans.
 
 An engine that takes IPA (``LoadedEngine.takes_phonemes``: Piper, whose
 model input *is* IPA) turns each span into its own phoneme input
-(:func:`parts`); for any other engine the service replaces each span with
-its written text first (:func:`written`) and says so in a warning.
+(:func:`parts`); for any other engine the service speaks each span's
+written text instead (:func:`written` does that to a whole text) and says so
+in a warning.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import trio
 from tts_trio.engines import LoadedEngine, open_engine
 from tts_trio.engines.hardware import Device
 from tts_trio.engines.pool import EnginePool, PoolHooks
-from tts_trio.errors import ApiError, EngineLoadError, InvalidParameter
+from tts_trio.errors import ApiError, EngineLoadError, InvalidParameter, ShuttingDown
 from tts_trio.settings import Settings
 from tts_trio.synthesis.fleet import Fleet
 from tts_trio.voices.desired_engine import DesiredEngine, record_desired
@@ -68,6 +68,8 @@ class EngineSet:
         self._retired: list[EnginePool] = []
         #: One switch at a time.
         self.switch_lock = trio.Lock()
+        #: Set by :meth:`aclose`: a load that finishes later is closed, not installed; reapers stand down.
+        self._closed = False
 
     @classmethod
     async def open(cls, settings: Settings, device: Device, fleet: Fleet, hooks: PoolHooks) -> _Opened:
@@ -78,6 +80,7 @@ class EngineSet:
         one, and the replica reports that it diverged), else the configured one.
         """
         desired = await trio.to_thread.run_sync(fleet.read)
+        fleet.seen(desired)
         current: LoadedEngine | None = None
         if desired is not None:
             log.info(
@@ -112,9 +115,14 @@ class EngineSet:
         return _Opened(current, residents)
 
     async def aclose(self) -> None:
-        every = [self.current.pool, *(resident.pool for resident in self.residents.values()), *self._retired]
-        for pool in {id(pool): pool for pool in every}.values():
-            await pool.aclose()
+        """Close every engine, once; a switch or fleet load in progress finishes first (a load cannot be cut)."""
+        with trio.CancelScope(shield=True):
+            async with self.switch_lock:
+                self._closed = True
+                every = [self.current.pool, *(resident.pool for resident in self.residents.values()), *self._retired]
+                self._retired.clear()
+                for pool in {id(pool): pool for pool in every}.values():
+                    await pool.aclose()
 
     # -- which engine ------------------------------------------------------
     def loaded(self) -> dict[str, LoadedEngine]:
@@ -149,6 +157,7 @@ class EngineSet:
         Returns the engine and the record (None with ``TTS_FLEET_POLL=0``).
         """
         async with self.switch_lock:
+            self._check_open()
             loaded = await self._obtain(name, config)
             record = None
             if self.fleet.enabled:
@@ -167,9 +176,11 @@ class EngineSet:
     async def converge(self) -> None:
         """Load the fleet's desired engine if this replica does not run it yet (the fleet's poll calls this)."""
         async with self.switch_lock:
+            # Read again under the lock: a switch made here while the poll read may be newer than what it read.
+            self.fleet.seen(await trio.to_thread.run_sync(self.fleet.read))
             desired = self.fleet.wanted(trio.current_time())
-            if desired is None:
-                return  # a local switch or an earlier poll got there first
+            if desired is None or self._closed:
+                return  # a local switch or an earlier poll got there first, or the server is stopping
             self.fleet.loading = True
             try:
                 loaded = await self._obtain(desired.engine, desired.config)
@@ -197,6 +208,10 @@ class EngineSet:
             return resident
         return await open_engine(self.settings, self.device, name, config, hooks=self._hooks)
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ShuttingDown("the server is shutting down: no engine switch now", retry_after=1)
+
     def _is_resident(self, engine: LoadedEngine) -> bool:
         return any(engine is resident for resident in self.residents.values())
 
@@ -223,6 +238,8 @@ class EngineSet:
                 idle_since = trio.current_time()
                 while True:
                     await trio.sleep(min(grace, 1.0))
+                    if self._closed:
+                        return  # aclose closed it
                     if self._streams_on(pool):
                         idle_since = trio.current_time()
                     elif trio.current_time() - idle_since >= grace:

@@ -63,9 +63,12 @@ class Fleet:
         return self.poll > 0
 
     def read(self) -> DesiredEngine | None:
-        """Read the record now (blocking file I/O) and remember it."""
-        self.desired = read_desired(self.root) if self.enabled else None
-        return self.desired
+        """Read the record now (blocking file I/O; call from a thread) without remembering it."""
+        return read_desired(self.root) if self.enabled else None
+
+    def seen(self, record: DesiredEngine | None) -> None:
+        """Remember what a read found (from the event loop, so no switch happens in between)."""
+        self.desired = record
 
     def wanted(self, now: float) -> DesiredEngine | None:
         """The last read record, when this replica should load it now."""
@@ -112,6 +115,6 @@ async def follow(shutdown: Shutdown, fleet: Fleet, converge: Callable[[], Awaita
     """Poll the record until the server shuts down, and ``converge()`` on each new switch it names."""
     while not shutdown.started.is_set():
         await trio.sleep(fleet.poll)
-        await trio.to_thread.run_sync(fleet.read)
+        fleet.seen(await trio.to_thread.run_sync(fleet.read))
         if fleet.wanted(trio.current_time()) is not None and not shutdown.started.is_set():
             await converge()

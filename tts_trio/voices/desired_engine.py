@@ -53,7 +53,7 @@ class DesiredEngine:
     #: Unique per record: what replicas compare to know whether they run it.
     id: str
     engine: str
-    #: The engine's config as the switching replica resolved it (every field, defaults included).
+    #: The engine's config as the client sent it; each replica applies its own defaults to what is missing.
     config: dict[str, Any]
     #: When (UTC, ISO 8601) and where (host name) it was recorded: for operators.
     recorded_at: str

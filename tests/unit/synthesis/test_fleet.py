@@ -11,14 +11,15 @@ from tts_trio.voices.desired_engine import record_desired
 
 def test_nothing_recorded_is_converged_on_generation_zero(tmp_path: Path) -> None:
     fleet = Fleet(tmp_path, 1.0)
-    assert fleet.read() is None and fleet.wanted(0.0) is None
+    fleet.seen(fleet.read())
+    assert fleet.desired is None and fleet.wanted(0.0) is None
     assert fleet.describe() == {"status": "converged", "generation": 0, "desired": None, "error": None}
 
 
 def test_a_switch_recorded_elsewhere_is_wanted_until_it_runs_here(tmp_path: Path) -> None:
     fleet = Fleet(tmp_path, 1.0)
     record = record_desired(tmp_path, "system", {"voice": "en-gb"})
-    fleet.read()
+    fleet.seen(fleet.read())
     assert fleet.wanted(0.0) == record and fleet.status == "converging"
     fleet.runs(record)
     assert fleet.wanted(0.0) is None
@@ -28,7 +29,7 @@ def test_a_switch_recorded_elsewhere_is_wanted_until_it_runs_here(tmp_path: Path
 def test_a_switch_that_cannot_load_here_diverges_and_is_retried_later(tmp_path: Path) -> None:
     fleet = Fleet(tmp_path, 1.0)
     record = record_desired(tmp_path, "piper", {})
-    fleet.read()
+    fleet.seen(fleet.read())
     fleet.failed(record, EngineLoadError("engine 'piper' is not available here: no voice"), now=100.0)
     described = fleet.describe()
     assert described["status"] == "diverged" and described["generation"] == 0
@@ -41,7 +42,7 @@ def test_a_switch_that_cannot_load_here_diverges_and_is_retried_later(tmp_path: 
     assert fleet.wanted(100.0 + RETRY_SECONDS) == record
     # A newer switch is tried at once, whatever failed before.
     newer = record_desired(tmp_path, "system", {})
-    fleet.read()
+    fleet.seen(fleet.read())
     assert fleet.wanted(101.0) == newer and fleet.status == "converging"
 
 
@@ -54,7 +55,7 @@ def test_racing_switches_are_told_apart_by_id_not_generation(tmp_path: Path) -> 
     assert theirs.generation == 2 and mine.generation == 1
     path = tmp_path / ".engine.json"
     path.write_text(path.read_text().replace('"generation": 2', '"generation": 1'))
-    ours.read()
+    ours.seen(ours.read())
     wanted = ours.wanted(0.0)
     assert wanted is not None and wanted.id == theirs.id and wanted.generation == mine.generation
 
