@@ -3,8 +3,9 @@
 The made-up word "zork" is in no dictionary; an entry (or a ``<phoneme>``)
 gives it the IPA of "garden", and the recogniser must then hear "garden",
 which it does not hear when the entry is absent. Word timings still report
-"zork", the word the client wrote. On ``system`` (espeak-ng takes no IPA
-here) the written text is spoken and the response says so.
+"zork", the word the client wrote. On ``system`` the IPA becomes
+espeak-ng's mnemonics (tests/unit/engines/test_espeak_ipa.py checks the
+sound); IPA with no mnemonic is spoken as written and the response says so.
 """
 
 from __future__ import annotations
@@ -69,10 +70,15 @@ async def test_a_phoneme_entry_is_heard_as_its_ipa_and_timed_as_the_written_word
         words = [word["word"] for word in body["words"]]
         assert "zork" in words and not any("ɑ" in word for word in words)
         assert not body.get("warnings")
-        # espeak-ng is given the written word, and the answer says the phonemes were not used.
-        system = await http.post("/v1/tts/generate", json={"text": TEXT, "engine": "system"})
+        # espeak-ng speaks it through its mnemonics, timed as the written word too.
+        system = await http.post("/v1/tts/generate", json={"text": TEXT, "engine": "system", "timestamps": True})
         assert system.status_code == 200 and system.headers["x-engine"] == "system"
-        assert "zork" in system.headers["x-ssml-warnings"] and "read as written" in system.headers["x-ssml-warnings"]
+        assert "x-ssml-warnings" not in system.headers
+        assert "zork" in [word["word"] for word in system.json()["words"]]
+        # IPA it has no mnemonics for: read as written, and said.
+        assert (await http.put("/v1/lexicon/zork", json={"phonemes": "ǃa"})).status_code == 200
+        click = await http.post("/v1/tts/generate", json={"text": TEXT, "engine": "system"})
+        assert "zork" in click.headers["x-ssml-warnings"] and "read as written" in click.headers["x-ssml-warnings"]
 
 
 async def test_ssml_phoneme_is_heard_as_its_ipa(server: LiveServer) -> None:
@@ -85,8 +91,7 @@ async def test_ssml_phoneme_is_heard_as_its_ipa(server: LiveServer) -> None:
         assert "garden" in heard and "children" in heard
         assert "zork" in [word["word"] for word in body["words"]]
         sse = await http.get("/v1/tts/stream-sse", params={"text": ssml, "engine": "system"})
-        assert sse.status_code == 200
-        assert "takes no IPA" in sse.headers["x-ssml-warnings"]
+        assert sse.status_code == 200 and "x-ssml-warnings" not in sse.headers
 
 
 async def test_client_text_cannot_reach_the_model_as_phonemes(server: LiveServer) -> None:

@@ -161,11 +161,17 @@ async def test_ws_generate_carries_the_break_and_bad_ssml_leaves_the_socket_usab
 
 async def test_ws_phoneme_warning_is_in_the_metrics(live_server: LiveServer) -> None:
     async with open_websocket_url(live_server.ws_url) as ws:
-        _, messages = await generate_over_ws(
+        # A click (ǃ) has no espeak-ng mnemonic: the word is spoken as written, and the metrics say so.
+        _, messages = await generate_over_ws(ws, '<speak>A <phoneme alphabet="ipa" ph="ǃa">tomato</phoneme>.</speak>')
+        _, spoken_as_ipa = await generate_over_ws(
             ws, '<speak>A <phoneme alphabet="ipa" ph="təˈmeɪtoʊ">tomato</phoneme>.</speak>'
         )
     metrics = next(message for message in messages if message["type"] == "metrics")
-    assert any("phoneme" in warning for warning in metrics["data"]["ssml_warnings"])
+    assert any("cannot speak some of its IPA" in warning for warning in metrics["data"]["ssml_warnings"])
+    metrics = next(message for message in spoken_as_ipa if message["type"] == "metrics")
+    assert "ssml_warnings" not in metrics["data"]
+    timings = [message for message in spoken_as_ipa if message["type"] == "timings"]
+    assert [word["word"] for sentence in timings for word in sentence["words"]][-1] == "tomato"
 
 
 async def audio_seconds(http: httpx.AsyncClient, text: str) -> float:
@@ -265,7 +271,7 @@ async def test_the_service_turns_ssml_into_a_script_with_clamped_speeds(live_ser
 
 
 async def test_http_routes_say_in_a_header_what_the_ssml_could_not_do(live_server: LiveServer) -> None:
-    text = '<speak>A <phoneme alphabet="ipa" ph="təˈmeɪtoʊ">tomato</phoneme>.</speak>'
+    text = '<speak>A <phoneme alphabet="ipa" ph="ǃa">tomato</phoneme>.</speak>'
     async with client(live_server) as http:
         generate = await http.post("/v1/tts/generate", json={"text": text})
         speech = await http.post("/v1/audio/speech", json={"model": "tts-1", "input": text, "voice": "alloy"})

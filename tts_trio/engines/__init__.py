@@ -24,7 +24,8 @@ from tts_trio.engines.catalog import (
     parse_config,
 )
 from tts_trio.engines.contract import Engine, ListsVoices, Startable
-from tts_trio.engines.espeak import DEFAULT_VOICE, espeak_speed_parameters
+from tts_trio.engines.espeak import DEFAULT_VOICE, EspeakEngine, espeak_speed_parameters
+from tts_trio.engines.espeak_ipa import to_mnemonics
 from tts_trio.engines.formats import output_format
 from tts_trio.engines.hardware import Device
 from tts_trio.engines.piper import PiperEngine, piper_speed_parameters
@@ -88,9 +89,14 @@ class LoadedEngine:
     #: The engine sends a sentence's audio only once the whole sentence is done (Piper, Kokoro, ...):
     #: a long first sentence is then spoken in two parts, so first audio comes sooner.
     whole_sentences: bool = False
-    #: The engine speaks IPA given as marked spans (tts_trio.engines.phonemes): the lexicon's phoneme
-    #: entries and SSML's ``<phoneme>``; for other engines the written text is spoken instead.
-    takes_phonemes: bool = False
+    #: Whether the engine speaks a given IPA string, handed to it as a marked span
+    #: (tts_trio.engines.phonemes: the lexicon's phoneme entries, SSML's ``<phoneme>``); None: it takes
+    #: no IPA at all. Where it cannot, the written text is spoken instead, with a warning.
+    speaks_ipa: Callable[[str], bool] | None = None
+
+    @property
+    def takes_phonemes(self) -> bool:
+        return self.speaks_ipa is not None
 
     @property
     def name(self) -> str:
@@ -220,8 +226,17 @@ async def open_engine(
         variants,
         entry.capabilities.cloning,
         whole_sentences=entry.capabilities.streaming == "sentence",
-        takes_phonemes=isinstance(first, PiperEngine),
+        speaks_ipa=_ipa_check(first),
     )
+
+
+def _ipa_check(engine: Engine) -> Callable[[str], bool] | None:
+    """Piper's model reads IPA itself; espeak-ng reads the IPA that maps to its mnemonics; others none."""
+    if isinstance(engine, PiperEngine):
+        return lambda ipa: True
+    if isinstance(engine, EspeakEngine):
+        return lambda ipa: to_mnemonics(ipa) is not None
+    return None
 
 
 def _only_api_errors(error: BaseException) -> ApiError | None:

@@ -21,16 +21,20 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from RealtimeTTS.engines.base_engine import BaseEngine, TimingInfo
 
+from tts_trio.engines.espeak_ipa import to_mnemonics
 from tts_trio.engines.espeak_worker import FRAME_HEADER, REQUEST_HEADER
+from tts_trio.engines.phonemes import has_spans, span_positions, unmarked
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +219,7 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
         so it stays in step with us and no audio is left for a later call.
         """
         super().synthesize(text)
+        text, ipa_spans = _with_mnemonics(text)
         worker = self._ensure_worker()
         completed = False
         consumer_error: BaseException | None = None
@@ -224,6 +229,8 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
             self._request_id = (self._request_id + 1) & 0xFFFFFFFF
             self._busy_request = self._request_id
             request = {"text": text, "voice": self._voice, "rate": self._rate, "pitch": self._pitch}
+            if ipa_spans:
+                request["phonemes"] = True
             body = json.dumps({**request, "flush_samples": self._sample_rate}).encode()
             worker.stdin.write(REQUEST_HEADER.pack(self._request_id, len(body)) + body)
             worker.stdin.flush()
@@ -248,7 +255,7 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
                     done = json.loads(payload)
                     if done.get("aborted", False):
                         return False
-                    self._put_timings(text, words, int(done.get("samples", 0)))
+                    self._put_timings(text, words, int(done.get("samples", 0)), ipa_spans)
                     return True
                 elif kind == b"E":
                     completed = True
@@ -266,12 +273,15 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
             if not completed:
                 self._discard_worker(replace=True)
 
-    def _put_timings(self, text: str, words: list[list[int]], total_samples: int) -> None:
+    def _put_timings(
+        self, text: str, words: list[list[int]], total_samples: int, ipa_spans: Sequence[tuple[int, int, str]] = ()
+    ) -> None:
         """Word events as RealtimeTTS ``TimingInfo``: a word lasts until the next one starts.
 
         espeak reports a number such as "3.5" as several events inside the
         same span of text, and an empty event at the end; those are merged
-        into their word or dropped.
+        into their word or dropped. A word inside a ``[[...]]`` made from IPA
+        is reported as that IPA (what the service maps back to the written word).
         """
         merged: list[list[int]] = []  # [offset, end offset, start sample]
         for offset, length, sample in words:
@@ -284,4 +294,40 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
         for index, (offset, end_offset, sample) in enumerate(merged):
             end = merged[index + 1][2] if index + 1 < len(merged) else total_samples
             word = text[offset:end_offset].strip()
+            for span_start, span_end, ipa in ipa_spans:
+                if offset < span_end and span_start < end_offset:
+                    word = ipa
+                    break
             self.timings.put(TimingInfo(sample / self._sample_rate, max(sample, end) / self._sample_rate, word))
+
+
+def _with_mnemonics(text: str) -> tuple[str, list[tuple[int, int, str]]]:
+    """``text`` with its IPA spans as ``[[mnemonics]]`` and where each is; unchanged when it has none.
+
+    With spans, espeak-ng is asked to read ``[[...]]`` as phonemes, so any
+    ``[[`` or ``]]`` of the text itself is broken up first. A span whose IPA
+    has no mnemonics (the service checked, so only in direct use) is its
+    written text.
+    """
+    if not has_spans(text):
+        return text, []
+    out: list[str] = []
+    found: list[tuple[int, int, str]] = []
+    length = 0
+    position = 0
+    for ipa, written, start, end in span_positions(text):
+        plain = _no_brackets(unmarked(text[position:start]))
+        mnemonics = to_mnemonics(ipa)
+        piece = f" [[{mnemonics}]] " if mnemonics is not None else f" {unmarked(written)} "
+        out += [plain, piece]
+        length += len(plain)
+        if mnemonics is not None:
+            found.append((length + 1, length + len(piece) - 1, ipa))
+        length += len(piece)
+        position = end
+    out.append(_no_brackets(unmarked(text[position:])))
+    return "".join(out), found
+
+
+def _no_brackets(text: str) -> str:
+    return re.sub(r"\](?=\])", "] ", re.sub(r"\[(?=\[)", "[ ", text))

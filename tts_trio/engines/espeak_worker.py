@@ -38,6 +38,8 @@ FRAME_HEADER = struct.Struct(">cII")
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
 _CHARS_UTF8 = 1
+#: espeakPHONEMES: "[[...]]" in the text is phoneme mnemonics (only for requests that say so).
+_PHONEMES = 0x100
 _POS_CHARACTER = 1
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
@@ -199,7 +201,8 @@ class _Worker:
         self.lib.espeak_SetParameter(_PARAM_PITCH, int(request.get("pitch", 50)), 0)  # type: ignore[call-overload]
         self.flush_samples = max(1, int(request.get("flush_samples", 22050)))  # type: ignore[call-overload]
         text = str(request.get("text", "")).encode("utf-8", "replace") + b"\0"
-        status = self.lib.espeak_Synth(text, len(text), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        flags = _CHARS_UTF8 | (_PHONEMES if request.get("phonemes") else 0)
+        status = self.lib.espeak_Synth(text, len(text), 0, _POS_CHARACTER, 0, flags, None, None)
         if self.aborted:
             self.pending.clear()
             self.pending_samples = 0

@@ -34,7 +34,6 @@ from tts_trio import __version__
 from tts_trio.audio.encoding import EncodingChoice, choose_encoding
 from tts_trio.engines import LoadedEngine, cloning_engines
 from tts_trio.engines.hardware import Device, detect_device
-from tts_trio.engines.phonemes import mark
 from tts_trio.engines.pool import EnginePool, PoolHooks
 from tts_trio.errors import VoiceNotFound, VoiceNotSupported
 from tts_trio.observability import Metrics
@@ -47,7 +46,7 @@ from tts_trio.synthesis.fleet import Fleet, follow
 from tts_trio.synthesis.params import GenerateParams
 from tts_trio.synthesis.pipeline import ScriptItem, StreamMetrics, SynthesisJob
 from tts_trio.synthesis.respelling import Respelling
-from tts_trio.synthesis.spoken import pronounced, respellings_of, ssml_script
+from tts_trio.synthesis.spoken import ipa_markup, pronounced, respellings_of, ssml_script
 from tts_trio.synthesis.ssml import is_ssml, parse_ssml
 from tts_trio.voices.desired_engine import DesiredEngine
 from tts_trio.voices.lexicon import Lexicon
@@ -276,7 +275,7 @@ class TtsService:
         lexicon = self.lexicon.snapshot()  # one stat when the file did not change
         respellings: tuple[Respelling, ...] = ()
         # IPA (the lexicon's phoneme entries, SSML's <phoneme>) reaches engines that take it as marked spans.
-        markup = mark if engine.takes_phonemes else None
+        markup = ipa_markup(engine)
         if is_ssml(params.text):
             document = parse_ssml(params.text, strict=self.settings.ssml_strict)
             script = ssml_script(document, engine, speed=params.speed, temperature=params.temperature)

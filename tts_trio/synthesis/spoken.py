@@ -19,7 +19,7 @@ from tts_trio.synthesis.params import clamp_speed
 from tts_trio.synthesis.pipeline import ScriptItem, Silence, Spoken
 from tts_trio.synthesis.respelling import Respelling
 from tts_trio.synthesis.ssml import Document, Speech
-from tts_trio.voices.lexicon import Applied, LexiconSnapshot
+from tts_trio.voices.lexicon import Applied, LexiconSnapshot, PhonemeMarkup
 
 
 def ssml_script(
@@ -64,7 +64,8 @@ def pronounced(
     ``<phoneme>`` spans, which are kept (and timed as their written text) on
     an engine that takes IPA and replaced by their written text elsewhere.
     """
-    markup = mark if engine.takes_phonemes else None
+    check = engine.speaks_ipa
+    markup = ipa_markup(engine)
     items: list[ScriptItem] = []
     warnings: list[str] = []
     respellings: list[Respelling] = []
@@ -80,14 +81,15 @@ def pronounced(
         pieces: list[str] = []
         for piece, ipa, written_text in _fragment_parts(item.text):
             if ipa is not None:
-                if engine.takes_phonemes:
+                if check is not None and check(ipa):
                     pieces.append(mark(ipa, written_text))
                     found = Respelling.of(ipa, written_text.strip())
                     if found is not None:
                         respellings.append(found)
                 else:
                     pieces.append(written_text)
-                    warn(f"<phoneme> was spoken as its text: engine {engine.name!r} takes no IPA")
+                    reason = "takes no IPA" if check is None else "cannot speak some of its IPA symbols"
+                    warn(f"<phoneme> was spoken as its text: engine {engine.name!r} {reason}")
             elif len(lexicon):
                 applied = lexicon.apply(piece, markup)
                 pieces.append(applied.text)
@@ -114,3 +116,11 @@ def _fragment_parts(text: str) -> list[tuple[str, str | None, str]]:
     if position < len(text):
         found.append((text[position:], None, ""))
     return found
+
+
+def ipa_markup(engine: LoadedEngine) -> PhonemeMarkup | None:
+    """How the lexicon hands IPA to ``engine``: a marked span where it speaks that IPA, None where not."""
+    check = engine.speaks_ipa
+    if check is None:
+        return None
+    return lambda ipa: mark(ipa) if check(ipa) else None

@@ -130,8 +130,8 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD_CHAR = re.compile(r"\w")
 
 Kind = Literal["spoken", "phonemes"]
-#: Turns IPA into the engine's inline phoneme markup.
-PhonemeMarkup = Callable[[str], str]
+#: Turns IPA into the engine's inline phoneme markup; None: this engine cannot speak that IPA.
+PhonemeMarkup = Callable[[str], str | None]
 
 
 def _normalize(word: str) -> str:
@@ -337,6 +337,8 @@ class LexiconSnapshot:
                 spoken: str | None = entry.value
             elif phonemes is not None:
                 spoken = phonemes(entry.value)
+                if spoken is None:
+                    warnings[f"{entry.word!r} has phonemes that this engine cannot speak: it is read as written"] = None
             else:
                 spoken = None
                 warnings[f"{entry.word!r} has phonemes, which this engine cannot take: it is read as written"] = None
