@@ -83,10 +83,15 @@ class EngineSet:
         fleet.seen(desired)
         current: LoadedEngine | None = None
         if desired is not None:
-            log.info(
-                "opening engine %s, recorded by the fleet's switch %d, instead of %s",
+            # Louder when it overrides the setting: an operator who changed TTS_ENGINE should know why not.
+            log.log(
+                logging.INFO if desired.engine == settings.engine else logging.WARNING,
+                "opening engine %s, recorded on the voice store by the fleet's switch %d (%s on %s), not "
+                "TTS_ENGINE=%s; POST /v1/engines/switch changes it for every replica",
                 desired.engine,
                 desired.generation,
+                desired.recorded_at,
+                desired.replica,
                 settings.engine,
             )
             try:
