@@ -167,7 +167,7 @@ async def test_ws_phoneme_warning_is_in_the_metrics(live_server: LiveServer) -> 
             ws, '<speak>A <phoneme alphabet="ipa" ph="təˈmeɪtoʊ">tomato</phoneme>.</speak>'
         )
     metrics = next(message for message in messages if message["type"] == "metrics")
-    assert any("cannot speak some of its IPA" in warning for warning in metrics["data"]["ssml_warnings"])
+    assert any("cannot speak this IPA" in warning for warning in metrics["data"]["ssml_warnings"])
     metrics = next(message for message in spoken_as_ipa if message["type"] == "metrics")
     assert "ssml_warnings" not in metrics["data"]
     timings = [message for message in spoken_as_ipa if message["type"] == "timings"]
@@ -297,3 +297,12 @@ async def test_with_ssml_strict_off_bad_ssml_is_spoken_as_text_with_a_warning(
         assert len(samples) / rate > 0.3
     finally:
         await stop()  # type: ignore[misc]
+
+
+async def test_espeak_ipa_is_only_for_english_voices(live_server: LiveServer) -> None:
+    text = '<speak>Ein <phoneme alphabet="ipa" ph="təˈmeɪtoʊ">tomato</phoneme>.</speak>'
+    async with client(live_server) as http:
+        english = await http.post("/v1/tts/generate", json={"text": text, "voice_id": "en-gb"})
+        german = await http.post("/v1/tts/generate", json={"text": text, "voice_id": "de"})
+    assert "x-ssml-warnings" not in english.headers
+    assert "cannot speak this IPA with this voice" in german.headers["x-ssml-warnings"]

@@ -89,10 +89,10 @@ class LoadedEngine:
     #: The engine sends a sentence's audio only once the whole sentence is done (Piper, Kokoro, ...):
     #: a long first sentence is then spoken in two parts, so first audio comes sooner.
     whole_sentences: bool = False
-    #: Whether the engine speaks a given IPA string, handed to it as a marked span
-    #: (tts_trio.engines.phonemes: the lexicon's phoneme entries, SSML's ``<phoneme>``); None: it takes
-    #: no IPA at all. Where it cannot, the written text is spoken instead, with a warning.
-    speaks_ipa: Callable[[str], bool] | None = None
+    #: Whether the engine speaks a given IPA string with a given voice (None: its default), handed to it
+    #: as a marked span (tts_trio.engines.phonemes: the lexicon's phoneme entries, SSML's ``<phoneme>``);
+    #: None: it takes no IPA at all. Where it cannot, the written text is spoken instead, with a warning.
+    speaks_ipa: Callable[[str, str | None], bool] | None = None
 
     @property
     def takes_phonemes(self) -> bool:
@@ -226,16 +226,23 @@ async def open_engine(
         variants,
         entry.capabilities.cloning,
         whole_sentences=entry.capabilities.streaming == "sentence",
-        speaks_ipa=_ipa_check(first),
+        speaks_ipa=_ipa_check(first, default_voice),
     )
 
 
-def _ipa_check(engine: Engine) -> Callable[[str], bool] | None:
-    """Piper's model reads IPA itself; espeak-ng reads the IPA that maps to its mnemonics; others none."""
+def _ipa_check(engine: Engine, default_voice: str | None) -> Callable[[str, str | None], bool] | None:
+    """Piper's model reads IPA itself; espeak-ng reads the IPA that maps to its (English) mnemonics; others none."""
     if isinstance(engine, PiperEngine):
-        return lambda ipa: True
+        return lambda ipa, voice: True
+
     if isinstance(engine, EspeakEngine):
-        return lambda ipa: to_mnemonics(ipa) is not None
+
+        def english(ipa: str, voice: str | None) -> bool:
+            # The mnemonics are those of espeak-ng's English phoneme table; other languages name theirs apart.
+            language = (voice or default_voice or "").partition("+")[0].lower()
+            return language.startswith("en") and to_mnemonics(ipa) is not None
+
+        return english
     return None
 
 

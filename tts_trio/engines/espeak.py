@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import signal
 import subprocess
 import sys
@@ -291,23 +290,30 @@ class EspeakEngine(BaseEngine):  # type: ignore[misc]
                 merged[-1][1] = max(merged[-1][1], offset + length)
                 continue
             merged.append([offset, offset + length, sample])
-        for index, (offset, end_offset, sample) in enumerate(merged):
-            end = merged[index + 1][2] if index + 1 < len(merged) else total_samples
-            word = text[offset:end_offset].strip()
-            for span_start, span_end, ipa in ipa_spans:
-                if offset < span_end and span_start < end_offset:
-                    word = ipa
-                    break
+        # The words of one IPA span (its IPA may hold several) are one timing, reported as that IPA.
+        timed: list[tuple[int, str, int | None]] = []  # start sample, word, the span it belongs to
+        for offset, end_offset, sample in merged:
+            span = next(
+                (index for index, (start, end, _) in enumerate(ipa_spans) if offset < end and start < end_offset),
+                None,
+            )
+            if span is not None and timed and timed[-1][2] == span:
+                continue
+            word = ipa_spans[span][2] if span is not None else text[offset:end_offset].strip()
+            timed.append((sample, word, span))
+        for index, (sample, word, _) in enumerate(timed):
+            end = timed[index + 1][0] if index + 1 < len(timed) else total_samples
             self.timings.put(TimingInfo(sample / self._sample_rate, max(sample, end) / self._sample_rate, word))
 
 
 def _with_mnemonics(text: str) -> tuple[str, list[tuple[int, int, str]]]:
     """``text`` with its IPA spans as ``[[mnemonics]]`` and where each is; unchanged when it has none.
 
-    With spans, espeak-ng is asked to read ``[[...]]`` as phonemes, so any
-    ``[[`` or ``]]`` of the text itself is broken up first. A span whose IPA
-    has no mnemonics (the service checked, so only in direct use) is its
-    written text.
+    With spans, espeak-ng is asked to read ``[[...]]`` as phonemes, so the
+    text itself keeps no square bracket at all (they become parentheses:
+    espeak-ng skips a soft hyphen or a zero-width non-joiner between two
+    brackets, so breaking up ``[[`` is not enough). A span whose IPA has no
+    mnemonics (the service checked, so only in direct use) is its written text.
     """
     if not has_spans(text):
         return text, []
@@ -318,7 +324,7 @@ def _with_mnemonics(text: str) -> tuple[str, list[tuple[int, int, str]]]:
     for ipa, written, start, end in span_positions(text):
         plain = _no_brackets(unmarked(text[position:start]))
         mnemonics = to_mnemonics(ipa)
-        piece = f" [[{mnemonics}]] " if mnemonics is not None else f" {unmarked(written)} "
+        piece = f" [[{mnemonics}]] " if mnemonics is not None else f" {_no_brackets(unmarked(written))} "
         out += [plain, piece]
         length += len(plain)
         if mnemonics is not None:
@@ -330,4 +336,7 @@ def _with_mnemonics(text: str) -> tuple[str, list[tuple[int, int, str]]]:
 
 
 def _no_brackets(text: str) -> str:
-    return re.sub(r"\](?=\])", "] ", re.sub(r"\[(?=\[)", "[ ", text))
+    return text.translate(_BRACKETS)
+
+
+_BRACKETS = str.maketrans("[]", "()")

@@ -99,10 +99,15 @@ _SYMBOLS: dict[str, str] = {
     " ": " ",
 }
 _LONGEST = max(map(len, _SYMBOLS))
+#: espeak-ng keeps one word's phonemes in a small fixed buffer and does not bound it (1.51: a word of
+#: some 250 phonemes drops the rest of the sentence, 380 crash the process), so longer words are refused.
+MAX_WORD_MNEMONICS = 60
+MAX_SPAN_MNEMONICS = 200
+_SOUND = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ@3")
 
 
 def to_mnemonics(ipa: str) -> str | None:
-    """``ipa`` as espeak-ng mnemonics, or None when a symbol has none here."""
+    """``ipa`` as espeak-ng mnemonics; None when a symbol has none here, a word is too long, or nothing sounds."""
     out: list[str] = []
     position = 0
     text = " ".join(ipa.split())
@@ -116,4 +121,9 @@ def to_mnemonics(ipa: str) -> str | None:
         else:
             return None
     result = "".join(out).strip()
-    return result or None
+    words = result.split()
+    if not words or len(result) > MAX_SPAN_MNEMONICS or any(len(word) > MAX_WORD_MNEMONICS for word in words):
+        return None
+    if not all(_SOUND.intersection(word) for word in words):
+        return None  # stress or length marks alone: nothing would be said
+    return result

@@ -275,11 +275,11 @@ class TtsService:
         lexicon = self.lexicon.snapshot()  # one stat when the file did not change
         respellings: tuple[Respelling, ...] = ()
         # IPA (the lexicon's phoneme entries, SSML's <phoneme>) reaches engines that take it as marked spans.
-        markup = ipa_markup(engine)
+        markup = ipa_markup(engine, voice)
         if is_ssml(params.text):
             document = parse_ssml(params.text, strict=self.settings.ssml_strict)
             script = ssml_script(document, engine, speed=params.speed, temperature=params.temperature)
-            script, spoken_warnings, respellings = pronounced(script, lexicon, engine)
+            script, spoken_warnings, respellings = pronounced(script, lexicon, engine, voice)
             warnings = document.warnings + spoken_warnings
         elif len(lexicon):
             applied = lexicon.apply(text, markup)

@@ -56,7 +56,7 @@ def respellings_of(applied: Applied) -> tuple[Respelling, ...]:
 
 
 def pronounced(
-    script: tuple[ScriptItem, ...], lexicon: LexiconSnapshot, engine: LoadedEngine
+    script: tuple[ScriptItem, ...], lexicon: LexiconSnapshot, engine: LoadedEngine, voice: str | None = None
 ) -> tuple[tuple[ScriptItem, ...], tuple[str, ...], tuple[Respelling, ...]]:
     """An SSML script as ``engine`` will speak it (breaks stay where they are).
 
@@ -65,7 +65,7 @@ def pronounced(
     an engine that takes IPA and replaced by their written text elsewhere.
     """
     check = engine.speaks_ipa
-    markup = ipa_markup(engine)
+    markup = ipa_markup(engine, voice)
     items: list[ScriptItem] = []
     warnings: list[str] = []
     respellings: list[Respelling] = []
@@ -81,14 +81,14 @@ def pronounced(
         pieces: list[str] = []
         for piece, ipa, written_text in _fragment_parts(item.text):
             if ipa is not None:
-                if check is not None and check(ipa):
+                if check is not None and check(ipa, voice):
                     pieces.append(mark(ipa, written_text))
                     found = Respelling.of(ipa, written_text.strip())
                     if found is not None:
                         respellings.append(found)
                 else:
                     pieces.append(written_text)
-                    reason = "takes no IPA" if check is None else "cannot speak some of its IPA symbols"
+                    reason = "takes no IPA" if check is None else "cannot speak this IPA with this voice"
                     warn(f"<phoneme> was spoken as its text: engine {engine.name!r} {reason}")
             elif len(lexicon):
                 applied = lexicon.apply(piece, markup)
@@ -118,9 +118,9 @@ def _fragment_parts(text: str) -> list[tuple[str, str | None, str]]:
     return found
 
 
-def ipa_markup(engine: LoadedEngine) -> PhonemeMarkup | None:
-    """How the lexicon hands IPA to ``engine``: a marked span where it speaks that IPA, None where not."""
+def ipa_markup(engine: LoadedEngine, voice: str | None = None) -> PhonemeMarkup | None:
+    """How the lexicon hands IPA to ``engine`` speaking with ``voice``: a marked span where it can, else None."""
     check = engine.speaks_ipa
     if check is None:
         return None
-    return lambda ipa: mark(ipa) if check(ipa) else None
+    return lambda ipa: mark(ipa) if check(ipa, voice) else None

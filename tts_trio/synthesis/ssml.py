@@ -43,6 +43,8 @@ from tts_trio.synthesis import numbers
 
 #: Deepest element nesting accepted (``speak`` is depth 1).
 MAX_DEPTH = 32
+#: The longest IPA in one <phoneme> (a word or a few: engines bound a word's phonemes).
+MAX_PH_CHARS = 200
 #: Most elements one document may hold.
 MAX_ELEMENTS = 5000
 #: Longest single ``break``.
@@ -425,6 +427,8 @@ class _Handler(xml.sax.handler.ContentHandler):
                 raise self.error("alphabet must be 'ipa'")
             if not attributes.get("ph", "").strip():
                 raise self.error("needs a ph attribute")
+            if len(attributes["ph"]) > MAX_PH_CHARS:
+                raise self.error(f"ph may have at most {MAX_PH_CHARS} characters")
 
     def _end_collect(self, opened: _Open) -> None:
         content = "".join(opened.collected or ())

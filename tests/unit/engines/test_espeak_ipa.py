@@ -98,7 +98,38 @@ def test_a_span_is_spoken_as_the_word_its_ipa_spells_and_timed_as_its_ipa(engine
 
 def test_brackets_in_the_text_are_never_phonemes(engine: EspeakEngine) -> None:
     ipa = espeak("--ipa", "garden")
-    # Next to a span (phoneme input on), "[[...]]" from the text is broken up: read, not used as phonemes.
+    # Next to a span (phoneme input on), "[[...]]" from the text loses its brackets: read, not used as phonemes.
     with_span, _ = spoken(engine, f"[[tS'IkIn]] {mark(ipa, 'zork')}")
     bare, _ = spoken(engine, f"{mark(ipa, 'zork')}")
-    assert len(with_span) > len(bare) + 44100  # the bracketed letters are spelled out: far longer than "chicken"
+    # Read as letters, "tS'IkIn" takes well over a second; as phonemes ("chicken") under half of one.
+    assert len(with_span) > len(bare) + 22050
+
+
+@pytest.mark.parametrize(
+    "ipa",
+    [
+        "ə" * 400,  # one word longer than espeak-ng's phoneme buffer (1.51 crashes at some 380)
+        "ɡˈɑːɹdən " * 40,  # words of a fine size, too many of them for one span
+        "ˈ",  # stress alone: nothing would be said
+        "ˈ ː",
+    ],
+)
+def test_ipa_espeak_cannot_take_safely_is_refused(ipa: str) -> None:
+    assert to_mnemonics(ipa) is None
+
+
+def test_no_bracket_of_the_text_survives_next_to_a_span(engine: EspeakEngine) -> None:
+    ipa = espeak("--ipa", "garden")
+    for opening in ("[\u00ad[", "[\u200c[", "[[", "[[["):
+        text = f"{opening}D'Is Iz s'mVgld]\u00ad] {mark(ipa, 'zork')}"
+        sneaky, words = spoken(engine, text)
+        honest, _ = spoken(engine, f"(D'Is Iz s'mVgld) {mark(ipa, 'zork')}")
+        # Read as text, like its bracket-free twin: not the three short words of phoneme input.
+        assert abs(len(sneaky) - len(honest)) < 0.1 * len(honest), opening
+        assert words[-1] == ipa
+
+
+def test_a_span_of_several_words_is_one_timing(engine: EspeakEngine) -> None:
+    ipa = espeak("--ipa", "New York")
+    _, words = spoken(engine, f"{mark(ipa, 'NY')} is big.")
+    assert words == [ipa, "is", "big"]

@@ -510,3 +510,8 @@ def test_fuzz_any_text_inside_speak(text: str) -> None:
         parse_ssml(f"<speak>{text}</speak>")
     except ApiError as error:
         assert error.status == 422
+
+
+def test_a_phoneme_longer_than_an_engine_takes_is_refused() -> None:
+    with pytest.raises(InvalidParameter, match="at most 200"):
+        parse_ssml(f'<speak><phoneme alphabet="ipa" ph="{"ə" * 201}">x</phoneme></speak>')
