@@ -14,9 +14,7 @@ server answered anything with a 500, so no ``OSError`` may escape.
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +23,7 @@ import httpx
 import pytest
 import trio
 
+from tests.support.disk import Disk
 from tests.support.live import start_live_server
 from tts_trio.settings import Settings
 from tts_trio.voices.store import READ_ONLY_RETRY_AFTER, VoiceStore
@@ -63,20 +62,8 @@ def disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill(disk: Path) -> Path:
     """Write a filler file until not one more byte fits; returns it (delete it to free the space)."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    chunk = 1 << 16
-    try:
-        while chunk:
-            try:
-                os.write(fd, b"\x00" * chunk)
-            except OSError as error:
-                if error.errno != errno.ENOSPC:
-                    raise
-                chunk //= 2
-    finally:
-        os.close(fd)
-    return filler
+    Disk(disk).fill()
+    return disk / "filler"
 
 
 def remount(disk: Path, mode: str) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.disk import Disk
 from tts_trio.errors import (
     InsufficientStorage,
     LexiconEntryInvalid,
@@ -307,44 +305,19 @@ def test_a_corrupt_file_is_no_lexicon_and_the_next_write_replaces_it(tmp_path: P
     assert Lexicon(tmp_path).apply("cat").text == "kitty"
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", str(mount_point)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False, capture_output=True)
-
-
-def test_a_full_or_read_only_disk_is_an_answer_and_changes_nothing(small_disk: Path) -> None:
-    lexicon = Lexicon(small_disk)
+def test_a_full_or_read_only_disk_is_an_answer_and_changes_nothing(disk: Disk) -> None:
+    lexicon = Lexicon(disk.path)
     lexicon.set(spoken("cat", "kitty"))
-    filler = small_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        chunk = 1 << 16
-        while chunk:
-            try:
-                os.write(fd, b"\x00" * chunk)
-            except OSError:
-                chunk //= 2
-    finally:
-        os.close(fd)
+    disk.fill()
     with pytest.raises(InsufficientStorage):
         lexicon.replace(spoken(f"word{i}", "y" * 300) for i in range(2000))
-    assert [e.word for e in Lexicon(small_disk).entries()] == ["cat"]
-    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", FILE_NAME]
-    filler.unlink()
-    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True, capture_output=True)
+    assert [e.word for e in Lexicon(disk.path).entries()] == ["cat"]
+    assert sorted(p.name for p in disk.path.iterdir()) == ["filler", FILE_NAME]
+    disk.free()
+    disk.remount("ro")
     with pytest.raises(StoreReadOnly):
         lexicon.set(spoken("dog", "doggy"))
     assert lexicon.apply("cat").text == "kitty"  # reads keep working
-    subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True, capture_output=True)
+    disk.remount("rw")
     lexicon.set(spoken("dog", "doggy"))  # and it recovers without a restart
     assert len(lexicon.entries()) == 2
