@@ -33,7 +33,7 @@ from RealtimeTTS.engines.base_engine import BaseEngine, TimingInfo
 
 from tts_trio.engines.espeak_ipa import to_mnemonics
 from tts_trio.engines.espeak_worker import FRAME_HEADER, REQUEST_HEADER
-from tts_trio.engines.phonemes import has_spans, span_positions, unmarked
+from tts_trio.engines.phonemes import has_spans, pieces, without_brackets
 
 log = logging.getLogger(__name__)
 
@@ -310,33 +310,24 @@ def _with_mnemonics(text: str) -> tuple[str, list[tuple[int, int, str]]]:
     """``text`` with its IPA spans as ``[[mnemonics]]`` and where each is; unchanged when it has none.
 
     With spans, espeak-ng is asked to read ``[[...]]`` as phonemes, so the
-    text itself keeps no square bracket at all (they become parentheses:
-    espeak-ng skips a soft hyphen or a zero-width non-joiner between two
-    brackets, so breaking up ``[[`` is not enough). A span whose IPA has no
-    mnemonics (the service checked, so only in direct use) is its written text.
+    text itself keeps no square bracket at all (:func:`without_brackets`). A
+    span whose IPA has no mnemonics (the service checked, so only in direct
+    use) is its written text.
     """
     if not has_spans(text):
         return text, []
     out: list[str] = []
     found: list[tuple[int, int, str]] = []
     length = 0
-    position = 0
-    for ipa, written, start, end in span_positions(text):
-        plain = _no_brackets(unmarked(text[position:start]))
-        mnemonics = to_mnemonics(ipa)
-        piece = f" [[{mnemonics}]] " if mnemonics is not None else f" {_no_brackets(unmarked(written))} "
-        out += [plain, piece]
-        length += len(plain)
-        if mnemonics is not None:
-            found.append((length + 1, length + len(piece) - 1, ipa))
-        length += len(piece)
-        position = end
-    out.append(_no_brackets(unmarked(text[position:])))
+    for piece in pieces(text):
+        mnemonics = to_mnemonics(piece.ipa) if piece.ipa is not None else None
+        if piece.ipa is None:
+            chunk = without_brackets(piece.text)
+        elif mnemonics is None:
+            chunk = f" {without_brackets(piece.written)} "
+        else:
+            chunk = f" [[{mnemonics}]] "
+            found.append((length + 1, length + len(chunk) - 1, piece.ipa))
+        out.append(chunk)
+        length += len(chunk)
     return "".join(out), found
-
-
-def _no_brackets(text: str) -> str:
-    return text.translate(_BRACKETS)
-
-
-_BRACKETS = str.maketrans("[]", "()")

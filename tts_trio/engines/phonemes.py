@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+import attrs
+
 MARK_OPEN = "\ue000"
 MARK_SPLIT = "\ue001"
 MARK_CLOSE = "\ue002"
@@ -42,23 +44,44 @@ def has_spans(text: str) -> bool:
     return MARK_OPEN in text
 
 
-def parts(text: str) -> list[tuple[str, bool]]:
-    """``text`` cut into ``(text, False)`` and ``(ipa, True)`` parts, in order; stray marks become spaces."""
-    found: list[tuple[str, bool]] = []
+@attrs.frozen
+class Piece:
+    """A run of plain ``text`` (``ipa`` None), or one marked span: its ``ipa`` and its ``written`` text."""
+
+    text: str = ""
+    ipa: str | None = None
+    written: str = ""
+
+
+def pieces(text: str) -> list[Piece]:
+    """``text`` cut into plain runs and spans, in order; stray marks in the plain runs become spaces."""
+    found: list[Piece] = []
     position = 0
     for span in _SPAN.finditer(text):
         if span.start() > position:
-            found.append((unmarked(text[position : span.start()]), False))
-        found.append((span.group(1), True))
+            found.append(Piece(unmarked(text[position : span.start()])))
+        found.append(Piece(ipa=span.group(1), written=span.group(2)))
         position = span.end()
     if position < len(text):
-        found.append((unmarked(text[position:]), False))
+        found.append(Piece(unmarked(text[position:])))
     return found
 
 
-def span_positions(text: str) -> list[tuple[str, str, int, int]]:
-    """Each marked span's ``(ipa, written, start, end)``, in order."""
-    return [(span.group(1), span.group(2), span.start(), span.end()) for span in _SPAN.finditer(text)]
+def parts(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into ``(text, False)`` and ``(ipa, True)`` parts, in order (see :func:`pieces`)."""
+    return [(piece.ipa, True) if piece.ipa is not None else (piece.text, False) for piece in pieces(text)]
+
+
+def without_brackets(text: str) -> str:
+    """``text`` with its square brackets as parentheses: next to phoneme input, none may open ``[[``.
+
+    Breaking up ``[[`` is not enough: espeak-ng skips a soft hyphen or a
+    zero-width non-joiner between two brackets.
+    """
+    return text.translate(_BRACKETS)
+
+
+_BRACKETS = str.maketrans("[]", "()")
 
 
 def written(text: str) -> str:

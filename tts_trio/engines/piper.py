@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from RealtimeTTS.engines.base_engine import BaseEngine, TimingInfo  # imports no PyAudio
 
-from tts_trio.engines.phonemes import as_ipa, parts
+from tts_trio.engines.phonemes import as_ipa, parts, without_brackets
 from tts_trio.engines.piper_voices import (
     INSTALL_HINT,
     LoadedVoice,
@@ -191,8 +191,8 @@ class PiperEngine(BaseEngine):  # type: ignore[misc]
         loaded = self._loaded()
         voice = loaded.voice
         # Piper reads "[[ ... ]]" as raw phonemes (IPA): only the server's marked spans reach the model
-        # that way (tts_trio.engines.phonemes); the same brackets in the text are broken up.
-        safe = "".join(f"[[ {part} ]]" if is_ipa else _no_brackets(part) for part, is_ipa in parts(text))
+        # that way (tts_trio.engines.phonemes); the text's own square brackets become parentheses.
+        safe = "".join(f"[[ {part} ]]" if is_ipa else without_brackets(part) for part, is_ipa in parts(text))
         sentences = [phonemes for phonemes in voice.phonemize(safe) if phonemes]
         spans: list[tuple[int, int]] = []
         aligned = loaded.has_alignment
@@ -309,15 +309,6 @@ def phoneme_spans(
             last_end = position + samples
         position += samples
     return spans
-
-
-def _no_brackets(text: str) -> str:
-    """``text`` with every ``[[`` and ``]]`` broken up ("[[[" too), so that none reads as Piper's phonemes."""
-    return _DOUBLE_CLOSE.sub("] ", _DOUBLE_OPEN.sub("[ ", text))
-
-
-_DOUBLE_OPEN = re.compile(r"\[(?=\[)")
-_DOUBLE_CLOSE = re.compile(r"\](?=\])")
 
 
 def text_words(text: str) -> list[str]:

@@ -357,7 +357,7 @@ class TtsService:
             "hardware": self.device.describe(),
             "voices": len(self.voices) + len(self.store.list()),
             "audio": self.pool.audio_format.describe("pcm"),
-            "slots": {"total": slots.total, "in_use": slots.in_use, "waiting": slots.waiting},
+            "slots": slots.as_dict(),
             "active_streams": self.active_streams,
             "queued_streams": self.admission.waiting,
             "uptime_s": round(time.monotonic() - self.started, 1),

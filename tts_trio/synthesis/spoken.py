@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from tts_trio.engines import LoadedEngine
-from tts_trio.engines.phonemes import has_spans, mark, span_positions
+from tts_trio.engines.phonemes import mark, pieces
 from tts_trio.synthesis.params import clamp_speed
 from tts_trio.synthesis.pipeline import ScriptItem, Silence, Spoken
 from tts_trio.synthesis.respelling import Respelling
@@ -78,44 +78,29 @@ def pronounced(
         if not isinstance(item, Spoken):
             items.append(item)
             continue
-        pieces: list[str] = []
-        for piece, ipa, written_text in _fragment_parts(item.text):
+        said: list[str] = []
+        for piece in pieces(item.text):
+            ipa = piece.ipa
             if ipa is not None:
                 if check is not None and check(ipa, voice):
-                    pieces.append(mark(ipa, written_text))
-                    found = Respelling.of(ipa, written_text.strip())
+                    said.append(mark(ipa, piece.written))
+                    found = Respelling.of(ipa, piece.written.strip())
                     if found is not None:
                         respellings.append(found)
                 else:
-                    pieces.append(written_text)
+                    said.append(piece.written)
                     reason = "takes no IPA" if check is None else "cannot speak this IPA with this voice"
                     warn(f"<phoneme> was spoken as its text: engine {engine.name!r} {reason}")
             elif len(lexicon):
-                applied = lexicon.apply(piece, markup)
-                pieces.append(applied.text)
+                applied = lexicon.apply(piece.text, markup)
+                said.append(applied.text)
                 for warning in applied.warnings:
                     warn(warning)
                 respellings += respellings_of(applied)
             else:
-                pieces.append(piece)
-        items.append(attrs.evolve(item, text="".join(pieces)))
+                said.append(piece.text)
+        items.append(attrs.evolve(item, text="".join(said)))
     return tuple(items), tuple(warnings), tuple(respellings)
-
-
-def _fragment_parts(text: str) -> list[tuple[str, str | None, str]]:
-    """A fragment's text cut into ``(text, None, "")`` and ``("", ipa, written)`` for its phoneme spans."""
-    if not has_spans(text):
-        return [(text, None, "")]
-    found: list[tuple[str, str | None, str]] = []
-    position = 0
-    for ipa, written_text, start, end in span_positions(text):
-        if start > position:
-            found.append((text[position:start], None, ""))
-        found.append(("", ipa, written_text))
-        position = end
-    if position < len(text):
-        found.append((text[position:], None, ""))
-    return found
 
 
 def ipa_markup(engine: LoadedEngine, voice: str | None = None) -> PhonemeMarkup | None:
