@@ -21,8 +21,16 @@ lint: setup-test
 bench: setup-test
 	$(VENV)/bin/python bench/bench.py
 
-bench-piper: setup-test
-	$(VENV)/bin/python bench/piper_bench.py
+# The peers run from a virtualenv of their own (never the project's): wyoming-piper and Piper's HTTP server.
+PEERS_VENV ?= .venv-peers
+PEER_PACKAGES = wyoming-piper==2.5.2 wyoming==1.10.2 "piper-tts[http]==1.8.0"
+
+bench-piper: setup-test $(PEERS_VENV)/bin/wyoming-piper
+	$(VENV)/bin/python bench/piper_bench.py --peers --peer-venv $(PEERS_VENV)
+
+$(PEERS_VENV)/bin/wyoming-piper:
+	python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet $(PEER_PACKAGES)
 
 bench-protocols: setup-test
 	$(VENV)/bin/python bench/protocols_bench.py

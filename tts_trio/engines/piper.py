@@ -7,8 +7,9 @@ imported. This engine keeps the contract (``synthesize`` puts 16-bit PCM on
 ``self.queue`` and word timings on ``self.timings``; ``stop`` from another
 thread) but
 
-* shares one onnxruntime session per voice across every slot
-  (:func:`~tts_trio.engines.piper_voices.load_voice`);
+* shares one onnxruntime session per voice across every slot, and runs a
+  sentence that starts while no other runs on the voice's solo session, one
+  thread per core (:func:`~tts_trio.engines.piper_voices.load_voice`);
 * phonemizes with Piper's API and runs the model itself with a per-sentence
   ``onnxruntime.RunOptions``, so ``stop()`` sets ``terminate`` and the run
   aborts within milliseconds, leaving the session usable; nothing is put on
@@ -49,6 +50,7 @@ from tts_trio.engines.piper_voices import (
     available_providers,
     discover_voices,
     load_voice,
+    model_inputs,
     resolve_voice,
     select_providers,
 )
@@ -89,6 +91,7 @@ class PiperEngine(BaseEngine):  # type: ignore[misc]
         device: str | None = None,
         gpus: int = 0,
         providers: Sequence[str] | None = None,
+        solo_threads: int | None = None,
     ) -> None:
         # BaseEngine's metaclass runs BaseEngine.__init__ after this one (queue, timings,
         # stop_synthesis_event), then post_init: only our own attributes here.
@@ -103,6 +106,7 @@ class PiperEngine(BaseEngine):  # type: ignore[misc]
         )
         self._alignment = alignment
         self._normalize = normalize
+        self._solo_threads = solo_threads
         #: The pool's rate, fixed now: a voice chosen later with another rate is resampled to it.
         self._output_rate = self._files.sample_rate()
         self._speed = 1.0
@@ -120,7 +124,9 @@ class PiperEngine(BaseEngine):  # type: ignore[misc]
         self._loaded()
 
     def _loaded(self) -> LoadedVoice:
-        return load_voice(self._files, alignment=self._alignment, providers=self._providers)
+        return load_voice(
+            self._files, alignment=self._alignment, providers=self._providers, solo_threads=self._solo_threads
+        )
 
     @property
     def device(self) -> str:
@@ -230,15 +236,9 @@ class PiperEngine(BaseEngine):  # type: ignore[misc]
     def _run(self, loaded: LoadedVoice, phoneme_ids: list[int], run_options: Any) -> tuple[Any, Any]:
         """Piper's ``phoneme_ids_to_audio`` with our run options, so that ``stop()`` reaches the run."""
         config = loaded.voice.config
-        ids = np.expand_dims(np.array(phoneme_ids, dtype=np.int64), 0)
-        args = {
-            "input": ids,
-            "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
-            "scales": np.array(self.scales(config), dtype=np.float32),
-        }
-        if config.num_speakers > 1:
-            args["sid"] = np.array([config.default_speaker_id], dtype=np.int64)
-        result = loaded.voice.session.run(None, args, run_options)
+        inputs = model_inputs(config, phoneme_ids, self.scales(config))
+        with loaded.session_for_run() as session:
+            result = session.run(None, inputs, run_options)
         audio = np.asarray(result[0]).squeeze()
         samples = None
         if loaded.has_alignment and len(result) > 1:

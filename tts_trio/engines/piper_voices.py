@@ -10,7 +10,16 @@ from several threads at once, and a Piper voice is 60–120 MB of weights
 (more with the alignment output), so every pool slot shares the voice's one
 session. On the CPU the session is single-threaded (one intra-op and one
 inter-op thread): N slots then keep N cores busy instead of N thread pools
-spinning against each other on the same cores.
+spinning against each other on the same cores. A voice also gets a second,
+*solo* session with one thread per core, used for a sentence that starts
+while no other sentence of that voice runs: a lone stream then uses every
+core (measured on 2 cores: the paragraph's first sentence in ~0.21 s instead
+of ~0.36 s, 15–17 seconds of audio per second instead of 11), and concurrent
+streams still run one thread each. It costs one more copy of the weights
+(~90 MB for a "medium" voice); ``solo_threads = 1`` turns it off.
+
+Each session runs one short sentence when it is loaded, so the first request
+does not pay onnxruntime's first-run set-up (~0.15 s).
 
 Licence: ``piper-tts`` is GPL-3.0-or-later and stays an optional extra of
 this MIT project; it is imported here only when a voice is loaded, never
@@ -23,12 +32,14 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import math
 import os
 import pkgutil
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -225,15 +236,61 @@ def available_providers() -> list[str]:
 # -- the process-wide registry --------------------------------------------------------------------
 
 
+#: How long after two Piper runs last overlapped a sentence is still not given the solo session: streams
+#: running side by side leave gaps of a few milliseconds between their sentences, and a sentence that
+#: starts in such a gap must not take every core from the others.
+SHARED_QUIET_SECONDS = 0.5
+
+
+class _Runs:
+    """The Piper model runs in progress in this process, counted from any thread.
+
+    One count for every voice: two lone streams on two voices are not alone on the cores.
+    """
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.last_shared = -math.inf
+        self.lock = threading.Lock()
+
+    def begin(self) -> bool:
+        """Count a run in; True when it is alone (nothing else runs, nothing ran beside another lately)."""
+        now = time.monotonic()
+        with self.lock:
+            if self.active:
+                self.last_shared = now
+            self.active += 1
+            return self.active == 1 and now - self.last_shared >= SHARED_QUIET_SECONDS
+
+    def end(self) -> None:
+        with self.lock:
+            self.active -= 1
+
+
+_RUNS = _Runs()
+
+
 @attrs.frozen
 class LoadedVoice:
-    """One voice's session and config, shared by every engine instance in the process."""
+    """One voice's sessions and config, shared by every engine instance in the process."""
 
     files: VoiceFiles
-    voice: Any  # piper.PiperVoice
+    voice: Any  # piper.PiperVoice; its session is the one-thread session every slot shares
     has_alignment: bool
     providers: tuple[str, ...]
     load_seconds: float
+    #: The session with a thread per core for a sentence that runs alone (``None``: off, or on a GPU).
+    solo_session: Any = None
+    _runs: _Runs = attrs.field(default=_RUNS, eq=False, repr=False)
+
+    @contextmanager
+    def session_for_run(self) -> Iterator[Any]:
+        """The session a sentence starting now runs on: the solo one when it runs alone (see :class:`_Runs`)."""
+        alone = self._runs.begin()
+        try:
+            yield self.solo_session if alone and self.solo_session is not None else self.voice.session
+        finally:
+            self._runs.end()
 
     @property
     def sample_rate(self) -> int:
@@ -244,21 +301,26 @@ class LoadedVoice:
         return "cuda" if self.providers and self.providers[0] == CUDA_PROVIDER else "cpu"
 
 
-_Key = tuple[str, bool, tuple[str, ...]]
+_Key = tuple[str, bool, tuple[str, ...], int]
 _registry: dict[_Key, LoadedVoice] = {}
 _registry_lock = threading.Lock()
 _key_locks: dict[_Key, threading.Lock] = {}
 
 
-def load_voice(files: VoiceFiles, *, alignment: bool, providers: Sequence[str]) -> LoadedVoice:
+def load_voice(
+    files: VoiceFiles, *, alignment: bool, providers: Sequence[str], solo_threads: int | None = None
+) -> LoadedVoice:
     """The shared :class:`LoadedVoice` for ``files``, loaded on first use (blocking; seconds).
 
     Two slots asking for one voice load it once; different voices load in
     parallel. ``alignment`` adds the phoneme-duration output Piper's
     ``patch_voice_with_alignment`` defines (needs ``onnx``, from
     ``piper-tts[alignment]``), which word timings come from.
+    ``solo_threads``: threads of the solo session on the CPU (``None``: one
+    per core; 1 or less: no solo session).
     """
-    key: _Key = (str(files.model_path.resolve()), alignment, tuple(providers))
+    threads = solo_threads_for(providers, solo_threads)
+    key: _Key = (str(files.model_path.resolve()), alignment, tuple(providers), threads)
     with _registry_lock:
         if key in _registry:
             return _registry[key]
@@ -267,14 +329,38 @@ def load_voice(files: VoiceFiles, *, alignment: bool, providers: Sequence[str]) 
         with _registry_lock:
             if key in _registry:
                 return _registry[key]
-        loaded = _load(files, alignment, tuple(providers))
+        loaded = _load(files, alignment, tuple(providers), threads)
         with _registry_lock:
             _registry[key] = loaded
         return loaded
 
 
-def _load(files: VoiceFiles, alignment: bool, providers: tuple[str, ...]) -> LoadedVoice:
+def solo_threads_for(providers: Sequence[str], solo_threads: int | None) -> int:
+    """Threads of a voice's solo session: 0 (none) on a GPU, with one core, or when set to 1 or less."""
+    if not providers or providers[0] != CPU_PROVIDER:
+        return 0
+    threads = (os.cpu_count() or 1) if solo_threads is None else solo_threads
+    return threads if threads > 1 else 0
+
+
+def _session_options(providers: tuple[str, ...], threads: int) -> Any:
+    """onnxruntime options: on the CPU ``threads`` intra-op threads, one inter-op thread, no memory arena."""
     import onnxruntime  # type: ignore[import-untyped]
+
+    options = onnxruntime.SessionOptions()
+    if providers[0] == CPU_PROVIDER:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        # The CPU arena keeps every running sentence's largest buffers for good: measured with 2 slots,
+        # RSS 816 MB with it and 496 MB without after the same sentences, for ~9 % more CPU time.
+        # Memory that grows with slots × longest sentence is the worse trade for a server.
+        options.enable_cpu_mem_arena = False
+    return options
+
+
+def _load(files: VoiceFiles, alignment: bool, providers: tuple[str, ...], solo_threads: int) -> LoadedVoice:
+    import onnxruntime
     from piper import PiperConfig, PiperVoice
 
     started = time.perf_counter()
@@ -282,26 +368,63 @@ def _load(files: VoiceFiles, alignment: bool, providers: tuple[str, ...]) -> Loa
     model: str | bytes = str(files.model_path)
     if alignment:
         model = _with_alignment(files) or model
-    options = onnxruntime.SessionOptions()
-    if providers[0] == CPU_PROVIDER:
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        # The CPU arena keeps every running sentence's largest buffers for good: measured with 2 slots,
-        # RSS 816 MB with it and 496 MB without after the same sentences, for ~9 % more CPU time.
-        # Memory that grows with slots × longest sentence is the worse trade for a server.
-        options.enable_cpu_mem_arena = False
     try:
-        session = onnxruntime.InferenceSession(model, sess_options=options, providers=list(providers))
+        session = onnxruntime.InferenceSession(
+            model, sess_options=_session_options(providers, 1), providers=list(providers)
+        )
+        solo = None
+        if solo_threads > 1:
+            solo = onnxruntime.InferenceSession(
+                model, sess_options=_session_options(providers, solo_threads), providers=list(providers)
+            )
     except Exception as error:
         raise PiperError(f"could not load piper voice {files.name}: {error}") from error
-    has_alignment = alignment and len(session.get_outputs()) > 1
+    voice = PiperVoice(session=session, config=config)
+    for each in (session, solo):
+        if each is not None:
+            _warm_up(voice, each)
     loaded = LoadedVoice(
-        files, PiperVoice(session=session, config=config), has_alignment, tuple(session.get_providers()), 0.0
+        files,
+        voice,
+        alignment and len(session.get_outputs()) > 1,
+        tuple(session.get_providers()),
+        time.perf_counter() - started,
+        solo_session=solo,
     )
-    loaded = attrs.evolve(loaded, load_seconds=time.perf_counter() - started)
-    log.info("loaded piper voice %s in %.1f s on %s", files.name, loaded.load_seconds, loaded.providers[0])
+    log.info(
+        "loaded piper voice %s in %.1f s on %s%s",
+        files.name,
+        loaded.load_seconds,
+        loaded.providers[0],
+        f" (solo session: {solo_threads} threads)" if solo is not None else "",
+    )
     return loaded
+
+
+#: What a freshly loaded session speaks once, unheard, so that its first real sentence is not its first run.
+WARM_UP_TEXT = "Ready."
+
+
+def model_inputs(config: Any, phoneme_ids: Sequence[int], scales: Sequence[float]) -> dict[str, Any]:
+    """A Piper model's inputs for one sentence (as piper's ``phoneme_ids_to_audio`` builds them)."""
+    import numpy as np
+
+    ids = np.expand_dims(np.array(phoneme_ids, dtype=np.int64), 0)
+    inputs = {
+        "input": ids,
+        "input_lengths": np.array([ids.shape[1]], dtype=np.int64),
+        "scales": np.array(scales, dtype=np.float32),
+    }
+    if config.num_speakers > 1:
+        inputs["sid"] = np.array([config.default_speaker_id], dtype=np.int64)
+    return inputs
+
+
+def _warm_up(voice: Any, session: Any) -> None:
+    config = voice.config
+    scales = (config.noise_scale, config.length_scale, config.noise_w_scale)
+    for phonemes in voice.phonemize(WARM_UP_TEXT):
+        session.run(None, model_inputs(config, voice.phonemes_to_ids(phonemes), scales))
 
 
 def _with_alignment(files: VoiceFiles) -> bytes | None:

@@ -9,11 +9,13 @@ with the voice's noise_w); what they check is counted (samples, items put), neve
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
@@ -242,6 +244,52 @@ def test_two_engines_share_one_session(engine: PiperEngine) -> None:
     other = PiperEngine("joe")
     assert other._loaded() is engine._loaded()
     assert other._loaded().voice.session is engine._loaded().voice.session
+
+
+def test_a_lone_sentence_runs_on_the_solo_session_and_side_by_side_ones_on_the_shared(
+    engine: PiperEngine,
+) -> None:
+    loaded = engine._loaded()
+    runs = piper_voices._Runs()
+    solo = attrs.evolve(loaded, runs=runs)
+    if (os.cpu_count() or 1) > 1:
+        assert loaded.solo_session is not None
+    assert solo.solo_session is loaded.solo_session
+    with solo.session_for_run() as first:
+        with solo.session_for_run() as second:
+            assert second is loaded.voice.session  # another run is in progress
+    # Right after two runs overlapped, a run that finds nothing running is still not given every core.
+    with solo.session_for_run() as third:
+        assert third is loaded.voice.session
+    runs.last_shared -= piper_voices.SHARED_QUIET_SECONDS
+    with solo.session_for_run() as fourth:
+        assert fourth is (loaded.solo_session or loaded.voice.session)
+    assert first is fourth
+    assert runs.active == 0
+
+
+def test_the_solo_session_is_off_on_a_gpu_with_one_core_or_when_set_to_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert piper_voices.solo_threads_for([CUDA_PROVIDER, CPU_PROVIDER], None) == 0
+    assert piper_voices.solo_threads_for([CPU_PROVIDER], 1) == 0
+    assert piper_voices.solo_threads_for([CPU_PROVIDER], 4) == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert piper_voices.solo_threads_for([CPU_PROVIDER], None) == 0
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert piper_voices.solo_threads_for([CPU_PROVIDER], None) == 6
+
+
+def test_the_solo_session_speaks_as_the_shared_one_does(engine: PiperEngine) -> None:
+    """Same model, same inputs: with the noise off, both sessions give the same samples (threads change no maths)."""
+    loaded = engine._loaded()
+    if loaded.solo_session is None:
+        pytest.skip("one core: no solo session")
+    voice = loaded.voice
+    ids = voice.phonemes_to_ids(voice.phonemize(TEXT)[0])
+    inputs = piper_voices.model_inputs(voice.config, ids, (0.0, 1.0, 0.0))
+    shared = np.asarray(voice.session.run(None, inputs)[0])
+    alone = np.asarray(loaded.solo_session.run(None, inputs)[0])
+    assert shared.shape == alone.shape and shared.size > RATE // 2
+    assert float(np.max(np.abs(shared - alone))) < 1e-3
 
 
 def test_a_stop_inside_the_model_run_aborts_it_and_puts_nothing(
