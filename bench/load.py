@@ -2,8 +2,9 @@
 
 Four scenarios, each bounded in count and time:
 
-* ``connections``: many idle-ish WebSocket connections pinging while a number
-  of streams run; every ping must be answered and every stream must finish.
+* ``connections``: many open WebSocket connections pinging at a keep-alive's
+  pace while a number of streams run; every ping must be answered and every
+  stream must finish.
 * ``soak``: thousands of short requests; the server's memory (RSS, with its
   engine workers) must not grow beyond a small bound.
 * ``disconnects``: streams dropped mid-audio, over and over; afterwards no
@@ -119,25 +120,58 @@ async def wait_ready(base_url: str) -> None:
                     await trio.sleep(0.05)
 
 
-async def connections(base_url: str, sockets: int, streams: int, pings: int) -> dict[str, Any]:
-    """``sockets`` WebSockets ping ``pings`` times each while ``streams`` SSE streams run."""
+async def connections(base_url: str, sockets: int, streams: int, pings: int, interval: float = 1.0) -> dict[str, Any]:
+    """``sockets`` open WebSockets ping ``pings`` times each, ``interval`` s apart, while ``streams`` SSE streams run.
+
+    Two phases, so that one figure does not hide another: first every socket
+    connects (all at once; the time until the last is open is reported, as
+    the peaks scenario reports handshakes), then, with all of them open, the
+    streams start and each socket pings on its own clock (a random phase,
+    then every ``interval`` seconds, as a client's keep-alive does). The pong
+    latency is that of a server holding ``sockets`` connections while it
+    streams speech; pings answered while a stream was running are counted.
+    """
     ws_url = base_url.replace("http", "ws") + "/v1/tts/stream"
     latencies: list[float] = []
+    during_streams = 0
     done_streams = 0
+    running_streams = 0
+    opened = 0
+    all_open = trio.Event()
+    pinging_done = trio.Event()
+    pingers_left = sockets
     started = time.perf_counter()
+    connect_s = 0.0
 
     async def pinger() -> None:
+        nonlocal opened, pingers_left, during_streams, connect_s
         async with open_websocket_url(ws_url) as ws:
+            opened += 1
+            if opened == sockets:
+                connect_s = time.perf_counter() - started
+                all_open.set()
+            await all_open.wait()
+            await trio.sleep(random.uniform(0, interval))  # spreading the pings, not security
             for _ in range(pings):
                 sent = time.perf_counter()
                 await ws.send_message(json.dumps({"action": "ping"}))
                 assert json.loads(await ws.get_message()) == {"type": "pong"}
                 latencies.append(time.perf_counter() - sent)
-                await trio.sleep(0.05)
+                during_streams += running_streams > 0
+                await trio.sleep(interval)
+            pingers_left -= 1
+            if pingers_left == 0:
+                pinging_done.set()
+            await pinging_done.wait()  # every socket stays open until the last has pinged
 
     async def streamer(http: httpx.AsyncClient) -> None:
-        nonlocal done_streams
-        response = await http.get("/v1/tts/stream-sse", params={"text": " ".join([PARAGRAPH] * 4)})
+        nonlocal done_streams, running_streams
+        await all_open.wait()
+        running_streams += 1
+        try:
+            response = await http.get("/v1/tts/stream-sse", params={"text": " ".join([PARAGRAPH] * 4)})
+        finally:
+            running_streams -= 1
         assert "event: done" in response.text
         done_streams += 1
 
@@ -154,7 +188,9 @@ async def connections(base_url: str, sockets: int, streams: int, pings: int) -> 
     return {
         "sockets": sockets,
         "streams": streams,
+        "connect_s": round(connect_s, 2),
         "pings": len(latencies),
+        "pings_during_streams": during_streams,
         "streams_done": done_streams,
         "ping_p50_ms": round(statistics.median(latencies) * 1000, 2),
         "ping_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
@@ -448,8 +484,10 @@ def h2load_throughput(
 
 @attrs.frozen
 class Sizes:
-    sockets: int = 300
+    sockets: int = 1000
     streams: int = 20
+    #: Seconds between one socket's pings in the connections scenario (a keep-alive's pace).
+    ping_interval: float = 1.0
     soak_requests: int = 5000
     cycles: int = 100
     peak_rounds: int = 5
@@ -461,8 +499,8 @@ class Sizes:
 
 
 QUICK = Sizes(
-    sockets=200, streams=10, soak_requests=1500, cycles=40, peak_rounds=2, peak_sockets=300, peak_streams=4,
-    sse_rounds=1, peak_sse=100, settle=10.0,
+    sockets=200, streams=10, ping_interval=0.2, soak_requests=1500, cycles=40, peak_rounds=2, peak_sockets=300,
+    peak_streams=4, sse_rounds=1, peak_sse=100, settle=10.0,
 )  # fmt: skip
 
 
@@ -474,7 +512,9 @@ async def run(sizes: Sizes, extra: list[str] | None = None, scenarios: frozenset
     try:
         await wait_ready(base_url)
         if "connections" in scenarios:
-            results["connections"] = await connections(base_url, sizes.sockets, sizes.streams, pings=5)
+            results["connections"] = await connections(
+                base_url, sizes.sockets, sizes.streams, pings=5, interval=sizes.ping_interval
+            )
         if "soak" in scenarios:
             results["soak"] = await soak(base_url, server.pid, sizes.soak_requests, concurrency=8)
         if "disconnects" in scenarios:

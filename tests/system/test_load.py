@@ -37,9 +37,10 @@ async def test_bounded_load_soak_and_disconnects() -> None:
     base_url = f"http://127.0.0.1:{port}"
     try:
         await load.wait_ready(base_url)
-        connections = await load.connections(base_url, sockets=200, streams=10, pings=3)
+        connections = await load.connections(base_url, sockets=200, streams=10, pings=3, interval=0.2)
         assert connections["pings"] == 200 * 3
         assert connections["streams_done"] == 10
+        assert connections["pings_during_streams"] > 0
         soak = await load.soak(base_url, server.pid, requests=1500, concurrency=8)
         assert soak["failures"] == 0
         assert soak["rss_growth_mb"] < 40

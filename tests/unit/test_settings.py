@@ -56,6 +56,8 @@ def test_backlog_and_connection_cap_from_environment_and_flags() -> None:
     env = {"TTS_BACKLOG": "4096", "TTS_MAX_CONNECTIONS": "500"}
     assert Settings.load(environ=env).backlog == 4096
     assert Settings.load({"max_connections": 0}, environ=env).max_connections == 0  # 0: no cap; the flag wins
+    assert defaults.gc_tuning is True
+    assert Settings.load(environ={"TTS_GC_TUNING": "false"}).gc_tuning is False
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from tts_trio.api.app import create_app
 from tts_trio.observability import JsonFormatter, RequestIdFilter
-from tts_trio.server import connection_limit, hypercorn_fixes, memory
+from tts_trio.server import collector, connection_limit, hypercorn_fixes, memory
 from tts_trio.server.shutdown_trigger import check_one_worker, draining_trigger
 from tts_trio.settings import DEFAULT_BACKLOG, DEFAULT_GRACEFUL_TIMEOUT, Settings, SettingsError
 
@@ -86,6 +86,9 @@ async def serve(settings: Settings, config: Config) -> None:
     """
     hypercorn_fixes.install(settings.hypercorn_fixes)
     app = create_app(settings)
+    if settings.gc_tuning:
+        # After create_app's own start-up (the engine is loaded by then): see tts_trio.server.collector.
+        app.before_serving(_settle_collector)
     max_connections = connection_limit.effective_max_connections(settings)
     connections = connection_limit.install(app, max_connections)
     for warning in connection_limit.start_up_warnings(config.backlog, max_connections):
@@ -110,6 +113,10 @@ async def serve(settings: Settings, config: Config) -> None:
             trigger = draining_trigger(app, received.wait, config.graceful_timeout)
             await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
             nursery.cancel_scope.cancel()
+
+
+async def _settle_collector() -> None:
+    collector.settle_after_start_up()
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -81,12 +82,21 @@ async def trim_after_peaks(
     quiet_fraction: float = 0.25,
     trim: Callable[[], int] | None = None,
     rss: Callable[[], int | None] = rss_bytes,
+    collect: Callable[[], int] = gc.collect,
 ) -> None:
     """Call ``malloc_trim(0)`` each time a peak of connections (or of RSS) is over; runs until cancelled.
 
     ``open_count`` gives the connections open now (e.g. the connection
-    cap's ``open``); ``trim`` and ``rss`` are there for tests. Returns at
-    once where there is no ``malloc_trim`` or no RSS reading.
+    cap's ``open``); ``trim``, ``rss`` and ``collect`` are there for tests.
+    Returns at once where there is no ``malloc_trim`` or no RSS reading.
+
+    Each trim is preceded by a full garbage collection: the server collects
+    its oldest generation rarely (:mod:`tts_trio.server.collector`), and an
+    idle server allocates nothing that would trigger one, so the reference
+    cycles the peak's connections left (cancellations, their tracebacks and
+    frames) would otherwise stay, and keep their arenas, until the next peak.
+    The pass takes a few hundred milliseconds after a big peak, at the one
+    moment nobody is waiting on the server.
     """
     trim = trim or find_malloc_trim()
     baseline = rss()
@@ -110,6 +120,7 @@ async def trim_after_peaks(
         baseline = min(baseline, now)  # memory that came back by itself lowers the mark
         if not quiet or now - baseline < min_growth:
             continue
+        collect()
         trim()
         after = rss()
         baseline = after if after is not None else now

@@ -255,9 +255,8 @@ def test_a_lone_sentence_runs_on_the_solo_session_and_side_by_side_ones_on_the_s
     if (os.cpu_count() or 1) > 1:
         assert loaded.solo_session is not None
     assert solo.solo_session is loaded.solo_session
-    with solo.session_for_run() as first:
-        with solo.session_for_run() as second:
-            assert second is loaded.voice.session  # another run is in progress
+    with solo.session_for_run() as first, solo.session_for_run() as second:
+        assert second is loaded.voice.session  # another run is in progress
     # Right after two runs overlapped, a run that finds nothing running is still not given every core.
     with solo.session_for_run() as third:
         assert third is loaded.voice.session
