@@ -1,6 +1,6 @@
 """Load and soak runs against a real server process, on loopback only.
 
-Four scenarios, each bounded in count and time:
+Five scenarios, each bounded in count and time:
 
 * ``connections``: many open WebSocket connections pinging at a keep-alive's
   pace while a number of streams run; every ping must be answered and every
@@ -9,6 +9,10 @@ Four scenarios, each bounded in count and time:
   engine workers) must not grow beyond a small bound.
 * ``disconnects``: streams dropped mid-audio, over and over; afterwards no
   slot is in use and every later request succeeds.
+* ``cap``: a server with a connection cap, held at the cap by open
+  WebSockets, gets a burst of new WebSocket handshakes and HTTP requests;
+  each must be refused (503, ``too_many_connections``) and how long each
+  refusal took is reported. None may hang.
 * ``peaks``: rounds of N WebSockets open at once (connect, ping, close) while
   M speech streams run, then rounds of N concurrent SSE requests; per round
   the handshake failures, pong latency, open descriptors and the server's
@@ -45,9 +49,9 @@ from urllib.parse import urlencode
 import attrs
 import httpx
 import trio
-from trio_websocket import open_websocket_url
+from trio_websocket import ConnectionRejected, open_websocket_url
 
-SCENARIOS = frozenset({"connections", "soak", "disconnects", "peaks"})
+SCENARIOS = frozenset({"connections", "soak", "disconnects", "peaks", "cap"})
 
 PARAGRAPH = (
     "The quick brown fox jumps over the lazy dog near the river bank. "
@@ -196,6 +200,101 @@ async def connections(base_url: str, sockets: int, streams: int, pings: int, int
         "ping_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+#: Refusals timed one at a time after the burst, per kind.
+ALONE_REFUSALS = 50
+
+
+async def cap_refusals(cap: int, extra_sockets: int, extra_requests: int) -> dict[str, Any]:
+    """A server capped at ``cap`` connections, held there by open WebSockets, then a burst above the cap.
+
+    ``extra_sockets`` WebSocket handshakes and ``extra_requests`` HTTP requests
+    start at once; each is timed from its start to its refusal (a 503 at the
+    handshake, a 503 response). Then :data:`ALONE_REFUSALS` of each, one at a
+    time. Anything else (accepted, another status, no answer in 10 s) is
+    counted as not refused. A burst's times include this client's own queue:
+    on the same 2 cores it opens every connection before it reads an answer.
+    """
+    port = free_port()
+    server = start_server(port, ["--max-connections", str(cap)])
+    base_url = f"http://127.0.0.1:{port}"
+    ws_url = base_url.replace("http", "ws") + "/v1/tts/stream"
+    refusals: dict[str, list[float]] = {"ws_burst": [], "http_burst": [], "ws_alone": [], "http_alone": []}
+    others: list[str] = []
+    try:
+        await wait_ready(base_url)
+        held = 0
+        all_held = trio.Event()
+        release = trio.Event()
+
+        async def holder() -> None:
+            nonlocal held
+            async with open_websocket_url(ws_url) as ws:
+                await ws.send_message(json.dumps({"action": "ping"}))
+                await ws.get_message()  # accepted and answered: it counts against the cap
+                held += 1
+                if held == cap:
+                    all_held.set()
+                await release.wait()
+
+        async def handshake(kind: str) -> None:
+            started = time.perf_counter()
+            with trio.move_on_after(10):
+                try:
+                    async with open_websocket_url(ws_url):
+                        others.append("ws accepted")
+                        return
+                except ConnectionRejected as rejected:
+                    if rejected.status_code == 503:
+                        refusals[kind].append(time.perf_counter() - started)
+                    else:
+                        others.append(f"ws {rejected.status_code}")
+                    return
+            others.append("ws no answer")
+
+        async def request(http: httpx.AsyncClient, kind: str) -> None:
+            started = time.perf_counter()
+            try:
+                response = await http.get("/v1/voices")
+            except httpx.HTTPError as error:
+                others.append(f"http {type(error).__name__}")
+                return
+            if response.status_code == 503 and response.json()["error"]["code"] == "too_many_connections":
+                refusals[kind].append(time.perf_counter() - started)
+            else:
+                others.append(f"http {response.status_code}")
+
+        limits = httpx.Limits(max_connections=extra_requests, max_keepalive_connections=0)
+        async with trio.open_nursery() as holders:
+            for _ in range(cap):
+                holders.start_soon(holder)
+            with trio.fail_after(60):
+                await all_held.wait()
+            async with (
+                httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as http,
+                trio.open_nursery() as burst,
+            ):
+                for _ in range(extra_sockets):
+                    burst.start_soon(handshake, "ws_burst")
+                for _ in range(extra_requests):
+                    burst.start_soon(request, http, "http_burst")
+            # One at a time: the server's own refusal time, without a burst's queue in the client.
+            async with httpx.AsyncClient(base_url=base_url, timeout=10, limits=limits) as http:
+                for _ in range(ALONE_REFUSALS):
+                    await handshake("ws_alone")
+                    await request(http, "http_alone")
+            release.set()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    result: dict[str, Any] = {"cap": cap, "not_refused": len(others), "not_refused_kinds": sorted(set(others))}
+    for kind, values in refusals.items():
+        values.sort()
+        result[f"{kind}_refused"] = len(values)
+        result[f"{kind}_refusal_p50_ms"] = _percentile_ms(values, 0.5)
+        result[f"{kind}_refusal_max_ms"] = round(values[-1] * 1000, 1) if values else None
+    return result
 
 
 async def soak(base_url: str, pid: int, requests: int, concurrency: int) -> dict[str, Any]:
@@ -493,6 +592,9 @@ class Sizes:
     peak_rounds: int = 5
     peak_sockets: int = 3000
     peak_streams: int = 20
+    #: The cap scenario: connections held open, then handshakes and requests above the cap at once.
+    cap: int = 200
+    cap_extra: int = 300
     sse_rounds: int = 2
     peak_sse: int = 500
     settle: float = 60.0
@@ -500,7 +602,7 @@ class Sizes:
 
 QUICK = Sizes(
     sockets=200, streams=10, ping_interval=0.2, soak_requests=1500, cycles=40, peak_rounds=2, peak_sockets=300,
-    peak_streams=4, sse_rounds=1, peak_sse=100, settle=10.0,
+    peak_streams=4, cap=50, cap_extra=100, sse_rounds=1, peak_sse=100, settle=10.0,
 )  # fmt: skip
 
 
@@ -519,6 +621,8 @@ async def run(sizes: Sizes, extra: list[str] | None = None, scenarios: frozenset
             results["soak"] = await soak(base_url, server.pid, sizes.soak_requests, concurrency=8)
         if "disconnects" in scenarios:
             results["disconnects"] = await disconnects(base_url, sizes.cycles)
+        if "cap" in scenarios:
+            results["cap"] = await cap_refusals(sizes.cap, sizes.cap_extra, sizes.cap_extra)
         if "peaks" in scenarios:
             results["peaks"] = await peaks(
                 base_url,

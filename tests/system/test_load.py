@@ -76,3 +76,11 @@ async def test_bounded_peak_rounds() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+
+
+async def test_above_the_cap_every_new_connection_is_refused_and_none_hangs() -> None:
+    load = load_module()
+    result = await load.cap_refusals(cap=20, extra_sockets=40, extra_requests=40)
+    assert (result["not_refused"], result["not_refused_kinds"]) == (0, [])
+    assert (result["ws_burst_refused"], result["http_burst_refused"]) == (40, 40)
+    assert result["ws_alone_refused"] == result["http_alone_refused"] == load.ALONE_REFUSALS
