@@ -46,7 +46,6 @@ import subprocess
 import sys
 import threading
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +262,11 @@ async def ws_stops(base_url: str, ws_url: str, text: str, repeats: int) -> list[
     return results
 
 
+async def generate(http: httpx.AsyncClient, text: str) -> None:
+    """One POST generate that must succeed: a refused request would shrink the work measured."""
+    (await http.post("/v1/tts/generate", json={"text": text})).raise_for_status()
+
+
 async def rss_over_requests(base_url: str, pid: int, count: int) -> dict[str, Any]:
     """RSS after a warm-up of 100 POST generate requests of one sentence, then after each 100 of ``count`` more.
 
@@ -278,7 +282,7 @@ async def rss_over_requests(base_url: str, pid: int, count: int) -> dict[str, An
             for start in range(0, n, 8):
                 async with trio.open_nursery() as nursery:
                     for _ in range(min(8, n - start)):
-                        nursery.start_soon(partial(http.post, "/v1/tts/generate", json={"text": text}))
+                        nursery.start_soon(generate, http, text)
 
         await requests(100)
         series = [rss_mb(pid)[0]]

@@ -13,9 +13,11 @@ inter-op thread): N slots then keep N cores busy instead of N thread pools
 spinning against each other on the same cores. A voice also gets a second,
 *solo* session with one thread per core, used for a sentence that starts
 while no other sentence of that voice runs: a lone stream then uses every
-core (measured on 2 cores: the paragraph's first sentence in ~0.21 s instead
-of ~0.36 s, 15–17 seconds of audio per second instead of 11), and concurrent
-streams still run one thread each. It costs one more copy of the weights
+core (measured on 2 cores: the paragraph's first sentence in 0.20–0.24 s
+instead of 0.34–0.36 s alone, 0.28 s against 0.35 s in the loaded benchmark;
+15–17 seconds of audio per second instead of 11), and concurrent streams run
+one thread each from their next sentence on (a solo sentence already running
+keeps its threads until it ends). It costs one more copy of the weights
 (~90 MB for a "medium" voice); ``solo_threads = 1`` turns it off.
 
 Each session runs one short sentence when it is loaded, so the first request
@@ -254,7 +256,11 @@ class _Runs:
         self.lock = threading.Lock()
 
     def begin(self) -> bool:
-        """Count a run in; True when it is alone (nothing else runs, nothing ran beside another lately)."""
+        """Count a run in; True when it is alone (nothing else runs, and no two ran side by side lately).
+
+        "Lately" is measured from the *end* of the last overlap (see :meth:`end`), so two streams
+        whose sentences end together are still side by side when each starts its next one.
+        """
         now = time.monotonic()
         with self.lock:
             if self.active:
@@ -263,7 +269,10 @@ class _Runs:
             return self.active == 1 and now - self.last_shared >= SHARED_QUIET_SECONDS
 
     def end(self) -> None:
+        """Count a run out; one that ends while another runs marks the overlap as lasting until now."""
         with self.lock:
+            if self.active > 1:
+                self.last_shared = time.monotonic()
             self.active -= 1
 
 
@@ -335,11 +344,19 @@ def load_voice(
         return loaded
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def solo_threads_for(providers: Sequence[str], solo_threads: int | None) -> int:
     """Threads of a voice's solo session: 0 (none) on a GPU, with one core, or when set to 1 or less."""
     if not providers or providers[0] != CPU_PROVIDER:
         return 0
-    threads = (os.cpu_count() or 1) if solo_threads is None else solo_threads
+    threads = usable_cores() if solo_threads is None else solo_threads
     return threads if threads > 1 else 0
 
 
@@ -372,13 +389,16 @@ def _load(files: VoiceFiles, alignment: bool, providers: tuple[str, ...], solo_t
         session = onnxruntime.InferenceSession(
             model, sess_options=_session_options(providers, 1), providers=list(providers)
         )
-        solo = None
-        if solo_threads > 1:
+    except Exception as error:
+        raise PiperError(f"could not load piper voice {files.name}: {error}") from error
+    solo = None
+    if solo_threads > 1:
+        try:
             solo = onnxruntime.InferenceSession(
                 model, sess_options=_session_options(providers, solo_threads), providers=list(providers)
             )
-    except Exception as error:
-        raise PiperError(f"could not load piper voice {files.name}: {error}") from error
+        except Exception as error:  # the voice still works, one thread per sentence
+            log.warning("piper voice %s: no solo session (%s); lone streams use one thread", files.name, error)
     voice = PiperVoice(session=session, config=config)
     for each in (session, solo):
         if each is not None:
@@ -421,10 +441,15 @@ def model_inputs(config: Any, phoneme_ids: Sequence[int], scales: Sequence[float
 
 
 def _warm_up(voice: Any, session: Any) -> None:
+    """One unheard run; a voice whose phonemizer or model cannot speak the warm-up text still loads."""
     config = voice.config
     scales = (config.noise_scale, config.length_scale, config.noise_w_scale)
-    for phonemes in voice.phonemize(WARM_UP_TEXT):
-        session.run(None, model_inputs(config, voice.phonemes_to_ids(phonemes), scales))
+    try:
+        for phonemes in voice.phonemize(WARM_UP_TEXT):
+            if phonemes:
+                session.run(None, model_inputs(config, voice.phonemes_to_ids(phonemes), scales))
+    except Exception as error:
+        log.warning("piper voice warm-up failed (%s); its first request pays onnxruntime's first run", error)
 
 
 def _with_alignment(files: VoiceFiles) -> bytes | None:

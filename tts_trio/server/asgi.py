@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from tts_trio.api.app import create_app
-from tts_trio.server import connection_limit, hypercorn_fixes
+from tts_trio.server import collector, connection_limit, hypercorn_fixes
 from tts_trio.settings import Settings
 
 try:
@@ -27,5 +27,7 @@ except hypercorn_fixes.FixMismatch as error:
 
 _settings = Settings.load()
 app = create_app(_settings)
+if _settings.gc_tuning:
+    app.before_serving(collector.settle_when_serving)  # after the app's own start-up
 # The cap on connections (TTS_MAX_CONNECTIONS); the listen backlog is hypercorn.toml's ``backlog``.
 connection_limit.install(app, connection_limit.effective_max_connections(_settings))

@@ -88,7 +88,7 @@ async def serve(settings: Settings, config: Config) -> None:
     app = create_app(settings)
     if settings.gc_tuning:
         # After create_app's own start-up (the engine is loaded by then): see tts_trio.server.collector.
-        app.before_serving(_settle_collector)
+        app.before_serving(collector.settle_when_serving)
     max_connections = connection_limit.effective_max_connections(settings)
     connections = connection_limit.install(app, max_connections)
     for warning in connection_limit.start_up_warnings(config.backlog, max_connections):
@@ -113,10 +113,6 @@ async def serve(settings: Settings, config: Config) -> None:
             trigger = draining_trigger(app, received.wait, config.graceful_timeout)
             await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
             nursery.cancel_scope.cancel()
-
-
-async def _settle_collector() -> None:
-    collector.settle_after_start_up()
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:

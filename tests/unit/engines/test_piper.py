@@ -267,13 +267,28 @@ def test_a_lone_sentence_runs_on_the_solo_session_and_side_by_side_ones_on_the_s
     assert runs.active == 0
 
 
+def test_an_overlap_counts_from_its_end_not_its_start() -> None:
+    """Two streams in step: their sentences end together, and the next one must not take every core."""
+    runs = piper_voices._Runs()
+    assert runs.begin()  # alone
+    assert not runs.begin()  # a second stream joins
+    runs.last_shared -= 10 * piper_voices.SHARED_QUIET_SECONDS  # a long overlap: it began long ago
+    runs.end()
+    runs.end()  # both end together
+    assert not runs.begin()  # the overlap ended just now: not alone yet
+    runs.end()
+    assert runs.active == 0
+
+
 def test_the_solo_session_is_off_on_a_gpu_with_one_core_or_when_set_to_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cores are the ones this process may use (its affinity), not the machine's."""
+    assert 1 <= piper_voices.usable_cores() <= (os.cpu_count() or 1)
     assert piper_voices.solo_threads_for([CUDA_PROVIDER, CPU_PROVIDER], None) == 0
     assert piper_voices.solo_threads_for([CPU_PROVIDER], 1) == 0
     assert piper_voices.solo_threads_for([CPU_PROVIDER], 4) == 4
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(piper_voices, "usable_cores", lambda: 1)
     assert piper_voices.solo_threads_for([CPU_PROVIDER], None) == 0
-    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(piper_voices, "usable_cores", lambda: 6)
     assert piper_voices.solo_threads_for([CPU_PROVIDER], None) == 6
 
 
