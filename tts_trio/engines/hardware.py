@@ -90,6 +90,14 @@ def detect_device(
     return _cpu()
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity, which ``taskset`` and container cpusets narrow."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
 def default_slots(device: Device, *, gpu: str, slots_per_gpu: int = 1) -> int:
     """Synthesis slots when none are configured.
 
@@ -99,11 +107,11 @@ def default_slots(device: Device, *, gpu: str, slots_per_gpu: int = 1) -> int:
     """
     if gpu in GPU_USERS and device.kind in ("cuda", "mps"):
         return max(1, device.count * slots_per_gpu)
-    return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def _cpu() -> Device:
-    return Device("cpu", max(1, os.cpu_count() or 1), ())
+    return Device("cpu", usable_cores(), ())
 
 
 def _nvidia_gpus(proc_root: Path, which: Callable[[str], str | None]) -> list[_Gpu]:

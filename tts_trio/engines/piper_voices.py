@@ -47,6 +47,8 @@ from typing import Any
 
 import attrs
 
+from tts_trio.engines.hardware import usable_cores
+
 log = logging.getLogger(__name__)
 
 #: Entry-point group a voice package may declare: ``name = "pkg.module:model_path"`` (a
@@ -342,14 +344,6 @@ def load_voice(
         with _registry_lock:
             _registry[key] = loaded
         return loaded
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def solo_threads_for(providers: Sequence[str], solo_threads: int | None) -> int:

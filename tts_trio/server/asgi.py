@@ -27,7 +27,6 @@ except hypercorn_fixes.FixMismatch as error:
 
 _settings = Settings.load()
 app = create_app(_settings)
-if _settings.gc_tuning:
-    app.before_serving(collector.settle_when_serving)  # after the app's own start-up
+collector.install(app, _settings.gc_tuning)
 # The cap on connections (TTS_MAX_CONNECTIONS); the listen backlog is hypercorn.toml's ``backlog``.
 connection_limit.install(app, connection_limit.effective_max_connections(_settings))

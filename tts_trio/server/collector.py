@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,14 @@ def settle_after_start_up() -> None:
     log.debug("garbage collector: %d objects frozen, thresholds %s", gc.get_freeze_count(), gc.get_threshold())
 
 
-async def settle_when_serving() -> None:
-    """:func:`settle_after_start_up` as a Quart ``before_serving`` hook, registered after the app's own."""
-    settle_after_start_up()
+def install(app: Any, enabled: bool) -> None:
+    """Settle the collector once ``app`` has started (``TTS_GC_TUNING``); call after ``create_app``.
+
+    A ``before_serving`` hook registered after the app's own runs after them,
+    so the engine and everything start-up made are in what is frozen.
+    """
+    if enabled:
+
+        @app.before_serving  # type: ignore[untyped-decorator]
+        async def settle() -> None:
+            settle_after_start_up()

@@ -86,9 +86,7 @@ async def serve(settings: Settings, config: Config) -> None:
     """
     hypercorn_fixes.install(settings.hypercorn_fixes)
     app = create_app(settings)
-    if settings.gc_tuning:
-        # After create_app's own start-up (the engine is loaded by then): see tts_trio.server.collector.
-        app.before_serving(collector.settle_when_serving)
+    collector.install(app, settings.gc_tuning)
     max_connections = connection_limit.effective_max_connections(settings)
     connections = connection_limit.install(app, max_connections)
     for warning in connection_limit.start_up_warnings(config.backlog, max_connections):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from tts_trio.engines import hardware
 from tts_trio.engines.hardware import Device, default_slots, detect_device
 
-CPUS = max(1, os.cpu_count() or 1)
+CPUS = hardware.usable_cores()
 SMI_OUTPUT = (
     "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-11111111-aaaa)\n"
     "  MIG 1g.10gb     Device  0: (UUID: MIG-22222222-bbbb)\n"

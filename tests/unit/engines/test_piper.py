@@ -21,7 +21,7 @@ import pytest
 
 from tts_trio.engines import piper_voices
 from tts_trio.engines.catalog import CATALOG, PiperConfig
-from tts_trio.engines.hardware import Device
+from tts_trio.engines.hardware import Device, usable_cores
 from tts_trio.engines.piper import (
     PiperEngine,
     PiperError,
@@ -149,11 +149,10 @@ def test_slots_are_gpus_times_per_gpu_on_cuda_and_cores_on_cpu() -> None:
 def test_the_config_sizes_the_pool_from_the_hardware(
     monkeypatch: pytest.MonkeyPatch, providers: list[str], device: Device, config: dict[str, Any], expected: Any
 ) -> None:
-    import os
 
     monkeypatch.setattr(piper_voices, "available_providers", lambda: providers)
     slots = PiperConfig(**config).default_slots(device)
-    assert slots == ((os.cpu_count() or 1) if expected == "cores" else expected)
+    assert slots == (usable_cores() if expected == "cores" else expected)
 
 
 def test_this_machine_runs_piper_on_what_it_has() -> None:
@@ -252,7 +251,7 @@ def test_a_lone_sentence_runs_on_the_solo_session_and_side_by_side_ones_on_the_s
     loaded = engine._loaded()
     runs = piper_voices._Runs()
     solo = attrs.evolve(loaded, runs=runs)
-    if (os.cpu_count() or 1) > 1:
+    if usable_cores() > 1:
         assert loaded.solo_session is not None
     assert solo.solo_session is loaded.solo_session
     with solo.session_for_run() as first, solo.session_for_run() as second:
@@ -282,7 +281,7 @@ def test_an_overlap_counts_from_its_end_not_its_start() -> None:
 
 def test_the_solo_session_is_off_on_a_gpu_with_one_core_or_when_set_to_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cores are the ones this process may use (its affinity), not the machine's."""
-    assert 1 <= piper_voices.usable_cores() <= (os.cpu_count() or 1)
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
     assert piper_voices.solo_threads_for([CUDA_PROVIDER, CPU_PROVIDER], None) == 0
     assert piper_voices.solo_threads_for([CPU_PROVIDER], 1) == 0
     assert piper_voices.solo_threads_for([CPU_PROVIDER], 4) == 4

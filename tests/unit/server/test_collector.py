@@ -48,3 +48,18 @@ def test_cycles_made_after_start_up_are_still_collected() -> None:
     del first, second
     gc.collect()
     assert gone() is None
+
+
+@pytest.mark.usefixtures("restored_collector")
+async def test_install_settles_once_the_app_has_started_and_only_when_enabled() -> None:
+    from quart_trio import QuartTrio
+
+    off, on = QuartTrio("off"), QuartTrio("on")
+    collector.install(off, False)
+    collector.install(on, True)
+    gc.unfreeze()
+    async with off.test_app():
+        assert gc.get_freeze_count() == 0
+    async with on.test_app():
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == collector.THRESHOLDS

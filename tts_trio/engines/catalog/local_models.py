@@ -10,7 +10,6 @@ Kokoro has nothing to vary.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,7 +31,7 @@ from tts_trio.engines.catalog.base import (
 from tts_trio.engines.catalog.entry import CatalogEntry, rtts
 from tts_trio.engines.catalog.probes import Probe, file_missing, hf_missing, installed
 from tts_trio.engines.contract import Engine
-from tts_trio.engines.hardware import Device, detect_device
+from tts_trio.engines.hardware import Device, detect_device, usable_cores
 from tts_trio.errors import EngineLoadError, InvalidParameter
 from tts_trio.settings import Settings
 
@@ -299,9 +298,7 @@ class PiperConfig(EngineConfig):
             )
         except (ImportError, piper_voices.PiperError):
             providers = [piper_voices.CPU_PROVIDER]
-        return piper_voices.default_slots(
-            providers, gpus=gpus, cpu_cores=os.cpu_count() or 1, per_gpu=self.slots_per_gpu
-        )
+        return piper_voices.default_slots(providers, gpus=gpus, cpu_cores=usable_cores(), per_gpu=self.slots_per_gpu)
 
 
 def _piper_defaults(settings: Settings, data: Mapping[str, Any]) -> dict[str, Any]:
