@@ -383,6 +383,17 @@ async def _settled(pid: int, idle_fds: int, within: float) -> int:
     return open_fds(pid)
 
 
+#: Seconds after a round's descriptors are back to idle before its RSS is read: the server gives a
+#: peak's memory back once its connections have stopped closing, a second or three after the last.
+ROUND_SETTLE = 5.0
+
+
+async def _settled_rss_mb(pid: int) -> float:
+    """The server's RSS :data:`ROUND_SETTLE` seconds after a round (the peak over, its memory handed back)."""
+    await trio.sleep(ROUND_SETTLE)
+    return process_rss_mb(pid)
+
+
 async def ws_peak_round(
     base_url: str, pid: int, sockets: int, streams: int, idle_fds: int, *, spread: float = 1.0
 ) -> dict[str, Any]:
@@ -458,7 +469,7 @@ async def ws_peak_round(
         "streams_done": streams_done,
         "seconds": round(seconds, 1),
         "fds_after": fds,
-        "rss_after_mb": round(process_rss_mb(pid), 1),
+        "rss_after_mb": round(await _settled_rss_mb(pid), 1),
     }
 
 
@@ -503,7 +514,7 @@ async def sse_peak_round(base_url: str, pid: int, requests: int, idle_fds: int) 
         "streams_done": len(latencies),
         "seconds": round(seconds, 1),
         "fds_after": fds,
-        "rss_after_mb": round(process_rss_mb(pid), 1),
+        "rss_after_mb": round(await _settled_rss_mb(pid), 1),
     }
 
 

@@ -15,10 +15,11 @@ BIN = Path(sys.executable).with_name("tts-trio")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start a server process (a plain function: starting it does not block)."""
+def spawn(command: list[str], env: dict[str, str], *, unset: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """Start a server process (a plain function: starting it does not block); ``unset`` leaves variables out."""
+    environment = {key: value for key, value in os.environ.items() if key not in unset}
     return subprocess.Popen(
-        command, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command, env={**environment, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
 
 

@@ -47,6 +47,35 @@ async def test_serve_starts_speaks_and_stops_cleanly_on_sigterm(command: list[st
             process.wait()
 
 
+def _environment_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().partition("=")[::2] for entry in entries if entry)
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads the server's environment from /proc")
+@pytest.mark.parametrize(("given", "expected"), [(None, "malloc"), ("pymalloc", "pymalloc")])
+async def test_serve_runs_on_glibc_allocator_unless_told_otherwise(
+    given: str | None, expected: str, tmp_path: Path
+) -> None:
+    """``serve`` restarts itself in place (same PID) with ``PYTHONMALLOC=malloc``; a value already set is kept."""
+    port = free_port()
+    env = {"TTS_ENGINE": "system", "TTS_SLOTS": "1", "TTS_VOICES_PATH": str(tmp_path)}
+    if given is not None:
+        env["PYTHONMALLOC"] = given
+    process = spawn([str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)], env, unset=("PYTHONMALLOC",))
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}", process)
+        assert _environment_of(process.pid).get("PYTHONMALLOC") == expected
+        process.send_signal(signal.SIGTERM)
+        output, _ = await trio.to_thread.run_sync(process.communicate, None, 20)
+        assert process.returncode == 0, output.decode()
+        assert f"allocator {expected}" in output.decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [

@@ -22,7 +22,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from tts_trio.api.app import create_app
 from tts_trio.observability import JsonFormatter, RequestIdFilter
-from tts_trio.server import collector, connection_limit, hypercorn_fixes, memory
+from tts_trio.server import allocator, collector, connection_limit, hypercorn_fixes, memory
 from tts_trio.server.shutdown_trigger import check_one_worker, draining_trigger
 from tts_trio.settings import DEFAULT_BACKLOG, DEFAULT_GRACEFUL_TIMEOUT, Settings, SettingsError
 
@@ -91,7 +91,12 @@ async def serve(settings: Settings, config: Config) -> None:
     connections = connection_limit.install(app, max_connections)
     for warning in connection_limit.start_up_warnings(config.backlog, max_connections):
         log.warning("%s", warning)
-    log.info("listen backlog %d, connection cap %s", config.backlog, max_connections or "none")
+    log.info(
+        "listen backlog %d, connection cap %s, allocator %s",
+        config.backlog,
+        max_connections or "none",
+        allocator.current_allocator(),
+    )
     received = trio.Event()
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
 

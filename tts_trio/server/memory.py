@@ -16,18 +16,18 @@ counts back to the idle figure, so nothing is retained), stays at 170 to
   stays at its peak (239 MB) until it is trimmed; ``malloc_trim(0)`` then
   returned it (239 -> 81 MB, idle 69 MB).
 
-So the trim pays off fully only together with ``PYTHONMALLOC=malloc``
-(which must be in the environment before the interpreter starts: the
-Containerfile or the service unit), and it is a small, harmless win
-without it. Threads play no part here (two to four threads, no glibc
-per-thread arena holds memory), so ``MALLOC_ARENA_MAX`` does not change
-these figures.
+So the trim pays off fully only together with ``PYTHONMALLOC=malloc``,
+which must be in the environment before the interpreter starts:
+``tts-trio serve`` sees to that (:mod:`tts_trio.server.allocator`), and it
+is a small, harmless win without it. Threads play no part here (two to four
+threads, no glibc per-thread arena holds memory), so ``MALLOC_ARENA_MAX``
+does not change these figures.
 
 :func:`trim_after_peaks` is one task in the server's nursery. It samples
 the process's RSS (and the open connection count, when given) every
 ``interval`` seconds and trims once the peak is over: the count has fallen
-to ``quiet_fraction`` of its highest value since the last trim (or, with
-no count, RSS stopped rising), and RSS is at least ``min_growth`` bytes
+to ``quiet_fraction`` of its highest value since the last trim and has
+stopped falling (or, with no count, RSS stopped rising), and RSS is at least ``min_growth`` bytes
 above what it was after the last trim. A trim that returns nothing resets
 the mark, so an allocator that cannot give memory back is not trimmed
 again until RSS grows further. Where glibc or its ``malloc_trim`` is
@@ -47,6 +47,9 @@ from pathlib import Path
 import trio
 
 log = logging.getLogger(__name__)
+
+#: A peak is over once its count falls by less than this fraction of the peak in one interval.
+SETTLED_FRACTION = 0.01
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -77,7 +80,7 @@ def rss_bytes(statm: Path = Path("/proc/self/statm")) -> int | None:
 async def trim_after_peaks(
     open_count: Callable[[], int] | None = None,
     *,
-    interval: float = 5.0,
+    interval: float = 1.0,
     min_growth: int = 32 * 1024 * 1024,
     quiet_fraction: float = 0.25,
     trim: Callable[[], int] | None = None,
@@ -103,7 +106,7 @@ async def trim_after_peaks(
     if trim is None or baseline is None:
         log.debug("malloc_trim or /proc missing: memory is not trimmed after peaks")
         return
-    peak_count = open_count() if open_count is not None else 0
+    peak_count = previous_count = open_count() if open_count is not None else 0
     previous = baseline
     while True:
         await trio.sleep(interval)
@@ -113,7 +116,11 @@ async def trim_after_peaks(
         if open_count is not None:
             count = open_count()
             peak_count = max(peak_count, count)
-            quiet = count <= peak_count * quiet_fraction
+            # Over, not still ending: thousands of connections take seconds to close, and a trim
+            # in the middle of that would set the mark while their memory was still in use.
+            falling = previous_count - count > peak_count * SETTLED_FRACTION
+            quiet = count <= peak_count * quiet_fraction and not falling
+            previous_count = count
         else:
             quiet = now <= previous  # RSS stopped rising
         previous = now

@@ -25,6 +25,17 @@ _SOFT_BREAKS = ",;:—–"
 _LOOKAHEAD = 64
 
 
+def load_rules() -> None:
+    """Read stream2sentence's language tables now, at start-up, instead of in the first request.
+
+    The detector reads them from a JSON file on first use (about 3,000
+    objects) and keeps them for the life of the process. Read during a
+    connection peak, they would sit in memory the peak allocated and keep
+    it from being given back when the peak is over (:mod:`tts_trio.server.memory`).
+    """
+    get_boundary_detector("en")
+
+
 def iter_sentences(text: str, *, max_chars: int = 400, language: str = "en") -> Iterator[str]:
     """Yield the sentences of ``text`` in order, each stripped and non-empty."""
     for start, end in _spans(text, max_chars=max_chars, language=language):

@@ -46,6 +46,7 @@ from tts_trio.synthesis.fleet import Fleet, follow
 from tts_trio.synthesis.params import GenerateParams
 from tts_trio.synthesis.pipeline import ScriptItem, StreamMetrics, SynthesisJob
 from tts_trio.synthesis.respelling import Respelling
+from tts_trio.synthesis.sentences import load_rules
 from tts_trio.synthesis.spoken import ipa_markup, pronounced, respellings_of, ssml_script
 from tts_trio.synthesis.ssml import is_ssml, parse_ssml
 from tts_trio.voices.desired_engine import DesiredEngine
@@ -154,6 +155,7 @@ class TtsService:
         """Open the voice store and the engines (:meth:`EngineSet.open`), and build the service around them."""
         store = VoiceStore(settings.voices_path)
         await trio.to_thread.run_sync(store.open)
+        load_rules()
         device = await trio.to_thread.run_sync(detect_device)
         fleet = Fleet(settings.voices_path, settings.fleet_poll)
         opened = await EngineSet.open(settings, device, fleet, cls.pool_hooks(metrics))
