@@ -178,8 +178,8 @@ class Settings:
     #: from the open-files limit (:data:`DEFAULT_MAX_CONNECTIONS` at most).
     max_connections: int | None = attrs.field(default=None, validator=_between(0, 100_000))
     #: Freeze start-up objects and run full garbage collections ~14 times less often once ready
-    #: (tts_trio.server.collector): pongs at p99 84-188 ms instead of 430-720 ms with 1,000 sockets,
-    #: for ~30-60 MB more kept after a 3,000-connection peak. ``false``: Python's own settings.
+    #: (tts_trio.server.collector): pongs at p99 84-188 ms instead of 430-720 ms with 1,000 sockets.
+    #: ``false``: Python's own settings.
     gc_tuning: bool = True
     #: A client that reads nothing for this long is disconnected (its stream cancelled).
     send_timeout: float = attrs.field(default=30.0, validator=_between(0.1, 3600))

@@ -20,6 +20,7 @@ import trustme
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from tests.support.processes import BIN, ROOT, free_port, spawn, wait_healthy, worker_pids
+from tts_trio.server.allocator import find_malloc_trim
 
 
 @pytest.mark.parametrize("command", [[str(BIN)], [sys.executable, "-m", "tts_trio"]], ids=["script", "module"])
@@ -53,6 +54,7 @@ def _environment_of(pid: int) -> dict[str, str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads the server's environment from /proc")
+@pytest.mark.skipif(find_malloc_trim() is None, reason="no malloc_trim in this C library: serve keeps pymalloc")
 @pytest.mark.parametrize(("given", "expected"), [(None, "malloc"), ("pymalloc", "pymalloc")])
 async def test_serve_runs_on_glibc_allocator_unless_told_otherwise(
     given: str | None, expected: str, tmp_path: Path

@@ -19,8 +19,10 @@ run-to-run noise of pymalloc.
 
 The allocator is chosen when the interpreter starts, before any of our
 code runs, so ``tts-trio serve`` starts itself again (``os.execve``: same
-process, same PID, same arguments) with ``PYTHONMALLOC=malloc`` added to
-its environment. It does nothing when ``PYTHONMALLOC`` is already set
+process, same PID, the same command line and interpreter flags) with
+``PYTHONMALLOC=malloc`` added to its environment; this module imports only
+the standard library, so the first start costs little more than a bare
+interpreter. It does nothing when ``PYTHONMALLOC`` is already set
 (``PYTHONMALLOC=pymalloc`` keeps Python's default), for any other command,
 and where the C library has no ``malloc_trim`` (musl, macOS), which is what
 would give the memory back. The container image sets the variable itself,
@@ -29,44 +31,66 @@ so it starts once; under ``hypercorn tts_trio.asgi:app`` set it yourself.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
-from collections.abc import Mapping, Sequence
-
-from tts_trio.server.memory import find_malloc_trim
+from collections.abc import Callable, Mapping, Sequence
 
 VARIABLE = "PYTHONMALLOC"
 ALLOCATOR = "malloc"
 
 
-def restart_command(argv: Sequence[str], environ: Mapping[str, str], *, can_trim: bool) -> list[str] | None:
+def find_malloc_trim() -> Callable[[], int] | None:
+    """glibc's ``malloc_trim(0)`` as a function, or None where the C library has none (musl, macOS).
+
+    Looked up among the symbols the interpreter already has loaded (the C
+    library is always among them), so no ``ldconfig`` runs to find it.
+    """
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: int(trim(0))
+
+
+def restart_command(
+    argv: Sequence[str],
+    orig_argv: Sequence[str],
+    environ: Mapping[str, str],
+    *,
+    can_trim: bool,
+    ignores_environment: bool = False,
+) -> list[str] | None:
     """The command line to start ``tts-trio`` again on glibc's allocator, or None to go on as it is.
 
-    ``argv`` is ``sys.argv``; only ``serve`` (the first argument that is
-    not an option) is restarted, and only when ``PYTHONMALLOC`` is unset
-    and the C library can trim (``can_trim``), and not under ``python -E``
-    or ``-I``, which would ignore the variable. The new process runs
-    ``python -m tts_trio`` with the same arguments and interpreter flags.
+    ``argv`` is ``sys.argv`` (what the command sees), ``orig_argv`` is
+    ``sys.orig_argv`` (how the interpreter was started). Only ``serve`` (the
+    first argument that is not an option) is restarted, and only when
+    ``PYTHONMALLOC`` is unset, the C library can trim (``can_trim``), and
+    the interpreter reads its environment (not ``python -E`` or ``-I``:
+    ``ignores_environment``). The new process starts exactly as this one
+    did (the console script or ``-m tts_trio``, every interpreter flag), so
+    it imports the same code from the same places.
     """
-    if VARIABLE in environ or not can_trim or sys.flags.ignore_environment:
+    if VARIABLE in environ or not can_trim or ignores_environment:
         return None
     command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
     if command != "serve":
         return None
-    return [sys.executable, *_interpreter_flags(), "-m", "tts_trio", *argv[1:]]
-
-
-def _interpreter_flags() -> list[str]:
-    """``-X`` options and warning filters the interpreter was started with (``python -X dev -m ...``)."""
-    flags = [f"-W{option}" for option in sys.warnoptions]
-    for name, value in sys._xoptions.items():
-        flags.append(f"-X{name}" if value is True else f"-X{name}={value}")
-    return flags
+    return [sys.executable, *orig_argv[1:]]
 
 
 def serve_on_glibc_allocator() -> None:
     """Replace this process with ``tts-trio serve`` on glibc's allocator when :func:`restart_command` says so."""
-    command = restart_command(sys.argv, os.environ, can_trim=find_malloc_trim() is not None)
+    command = restart_command(
+        sys.argv,
+        sys.orig_argv,
+        os.environ,
+        can_trim=find_malloc_trim() is not None,
+        ignores_environment=bool(sys.flags.ignore_environment),
+    )
     if command is None:
         return
     sys.stdout.flush()
@@ -76,4 +100,6 @@ def serve_on_glibc_allocator() -> None:
 
 def current_allocator() -> str:
     """The allocator this interpreter runs on (``pymalloc``, ``malloc``, ...), for the start-up log."""
+    if sys.flags.ignore_environment:
+        return "pymalloc"
     return os.environ.get(VARIABLE) or "pymalloc"

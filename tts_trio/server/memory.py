@@ -36,8 +36,6 @@ missing (musl, macOS) the task returns at once.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -46,27 +44,14 @@ from pathlib import Path
 
 import trio
 
+from tts_trio.server.allocator import find_malloc_trim
+
 log = logging.getLogger(__name__)
 
 #: A peak is over once its count falls by less than this fraction of the peak in one interval.
 SETTLED_FRACTION = 0.01
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def find_malloc_trim() -> Callable[[], int] | None:
-    """glibc's ``malloc_trim(0)`` as a function, or None where there is none (not glibc)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
-        return None
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return lambda: int(trim(0))
 
 
 def rss_bytes(statm: Path = Path("/proc/self/statm")) -> int | None:

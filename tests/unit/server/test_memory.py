@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes.util
+import ctypes
 import sys
 from collections.abc import Callable
 
@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 from tts_trio.server import memory
+from tts_trio.server.allocator import find_malloc_trim
 
 MB = 2**20
 
@@ -90,8 +91,12 @@ async def test_without_a_count_it_trims_once_rss_stops_rising(autojump_clock: tr
 
 
 async def test_returns_at_once_without_malloc_trim(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
-    assert memory.find_malloc_trim() is None
+    class Musl:  # a C library without glibc's malloc_trim
+        def __init__(self, name: object) -> None:
+            pass
+
+    monkeypatch.setattr(ctypes, "CDLL", Musl)
+    assert find_malloc_trim() is None
     with trio.fail_after(1):
         await memory.trim_after_peaks(lambda: 0, interval=1000.0)
 
@@ -103,7 +108,7 @@ async def test_returns_at_once_without_proc() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc and /proc")
 def test_the_real_trim_and_rss_work_here() -> None:
-    trim = memory.find_malloc_trim()
+    trim = find_malloc_trim()
     if trim is None:
         pytest.skip("not glibc")
     assert trim() in (0, 1)
