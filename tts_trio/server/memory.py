@@ -27,9 +27,11 @@ does not change these figures.
 the process's RSS (and the open connection count, when given) every
 ``interval`` seconds and trims once the peak is over: the count has fallen
 to ``quiet_fraction`` of its highest value since the last trim and has
-stopped falling (or, with no count, RSS stopped rising), and RSS is at least ``min_growth`` bytes
-above what it was after the last trim. A trim that returns nothing resets
-the mark, so an allocator that cannot give memory back is not trimmed
+stopped falling (or, with no count, RSS stopped rising), and either RSS is
+at least ``min_growth`` bytes above what it was after the last trim, or
+the connections still open at the last trim (at least :data:`MIN_TAIL`)
+have fallen to ``quiet_fraction`` of their number. A trim that returns
+nothing resets the mark, so an allocator that cannot give memory back is not trimmed
 again until RSS grows further. Where glibc or its ``malloc_trim`` is
 missing (musl, macOS) the task returns at once.
 """
@@ -48,6 +50,8 @@ from tts_trio.server.allocator import find_malloc_trim
 
 log = logging.getLogger(__name__)
 
+#: Connections left open at a trim that count as a tail: their going is worth one more trim.
+MIN_TAIL = 64
 #: A peak is over once its count falls by less than this fraction of the peak in one interval.
 SETTLED_FRACTION = 0.01
 
@@ -92,6 +96,7 @@ async def trim_after_peaks(
         log.debug("malloc_trim or /proc missing: memory is not trimmed after peaks")
         return
     peak_count = previous_count = open_count() if open_count is not None else 0
+    trimmed_at = 0  # connections still open at the last trim
     previous = baseline
     while True:
         await trio.sleep(interval)
@@ -106,15 +111,19 @@ async def trim_after_peaks(
             falling = previous_count - count > peak_count * SETTLED_FRACTION
             quiet = count <= peak_count * quiet_fraction and not falling
             previous_count = count
+            # A tail that outlived the last trim (connections that lingered until a timeout) has
+            # gone too: its memory is freed now, though RSS cannot show it before a trim.
+            tail_gone = trimmed_at >= MIN_TAIL and count <= trimmed_at * quiet_fraction
         else:
             quiet = now <= previous  # RSS stopped rising
+            tail_gone = False
         previous = now
         baseline = min(baseline, now)  # memory that came back by itself lowers the mark
-        if not quiet or now - baseline < min_growth:
+        if not quiet or (now - baseline < min_growth and not tail_gone):
             continue
         collect()
         trim()
         after = rss()
         baseline = after if after is not None else now
-        peak_count = open_count() if open_count is not None else 0
+        peak_count = trimmed_at = open_count() if open_count is not None else 0
         log.debug("malloc_trim after a peak: RSS %.1f -> %.1f MB", now / 2**20, baseline / 2**20)

@@ -60,10 +60,18 @@ async def run_steps(fake: Fake, steps: list[tuple[int, int]], count: Callable[[]
 
 async def test_trims_once_when_the_connections_peak_is_over(autojump_clock: trio.testing.MockClock) -> None:
     fake = Fake(70 * MB, returned=100 * MB)
-    steps = [(150, 1000), (220, 3000), (230, 2000), (230, 100), (230, 100), (130, 0), (131, 0)]
-    assert await run_steps(fake, steps, lambda: fake.open) == [0, 0, 0, 0, 1, 1, 1]
+    steps = [(150, 1000), (220, 3000), (230, 2000), (230, 100), (230, 100), (130, 0), (130, 0), (30, 0)]
+    # The 100 still open at the trim are a tail: once they have gone too, one more trim.
+    assert await run_steps(fake, steps, lambda: fake.open) == [0, 0, 0, 0, 1, 1, 2, 2]
     # The cycles the peak's connections left are collected first, so their memory can be trimmed too.
-    assert fake.calls == ["collect", "trim"]
+    assert fake.calls == ["collect", "trim", "collect", "trim"]
+
+
+async def test_a_tail_that_outlived_the_trim_is_trimmed_when_it_goes(autojump_clock: trio.testing.MockClock) -> None:
+    """500 of 3,000 connections linger past the first trim; their memory comes back when they close."""
+    fake = Fake(70 * MB, returned=60 * MB)
+    steps = [(250, 3000), (250, 500), (250, 500), (200, 500), (200, 100), (200, 100), (140, 100), (140, 20)]
+    assert await run_steps(fake, steps, lambda: fake.open) == [0, 0, 1, 1, 1, 2, 2, 2]
 
 
 async def test_small_growth_is_left_alone(autojump_clock: trio.testing.MockClock) -> None:
